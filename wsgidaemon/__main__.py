@@ -1,0 +1,3 @@
+from wsgidaemon.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,24 @@
+"""Which worker process takes the next connection.
+
+All workers watch the one listening socket and the kernel wakes them all. Left alone, the
+first to wake takes every waiting connection, and with keep-alive clients one process ends up
+holding most of them while the others idle (gunicorn's gthread shows this). Each worker
+therefore declines while it holds more connections than the least loaded accepting peer, or
+while all its threads are busy and a peer has one free. The least loaded worker always
+passes, so some worker always accepts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from wsgidaemon.gateway.scoreboard import Row, State
+
+
+def should_accept(connections: int, busy: int, threads: int, peers: Iterable[Row]) -> bool:
+    live = [row for row in peers if row.state is State.ACCEPTING]
+    if not live:
+        return True
+    if busy >= threads and any(row.busy < threads for row in live):
+        return False
+    return connections <= min(row.connections for row in live)

@@ -1,0 +1,34 @@
+"""Messages between the master and one worker over their private socket pair.
+
+The worker tells the master when it is ready, when it has stopped accepting on its own
+(maximum-requests reached: RETIRING) and when it would like a rolling replacement (REPLACE).
+The master tells a standby worker which worker number to take over (ACCEPT). The master's
+end closing tells the worker the master is gone (even after SIGKILL), which is how workers
+never outlive their master.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+
+READY = b"ready"
+RETIRING = b"retiring"
+REPLACE = b"replace"
+ACCEPT = b"accept"
+
+
+def accept_message(number: int) -> bytes:
+    return ACCEPT + b" %d" % number
+
+
+def control_pair() -> tuple[socket.socket, socket.socket]:
+    """(master end, worker end)."""
+    master_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    master_end.setblocking(False)
+    return master_end, worker_end
+
+
+def send(sock: socket.socket, message: bytes) -> None:
+    with contextlib.suppress(OSError):
+        sock.send(message)

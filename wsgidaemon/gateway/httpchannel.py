@@ -1,0 +1,375 @@
+"""One HTTP/1.1 client connection in a worker: an asyncio protocol around the sans-I/O
+`ServerConnection`, handing each request to the thread pool as an `Exchange`.
+
+Threads: everything on `HTTPChannel` runs on the event loop thread. `Exchange.emit`,
+`sendfile` and `abort` are called from the application's thread; they only wait on the write
+gate and schedule work on the loop. The connection object is never touched off the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import logging
+import os
+import socket
+import struct
+import time
+from typing import TYPE_CHECKING
+
+from wsgidaemon.gateway.flow import WriteGate
+from wsgidaemon.gateway.input import RequestInput
+from wsgidaemon.protocol import (
+    CLOSED,
+    NEED_DATA,
+    PAUSED,
+    BodyData,
+    BodyEnd,
+    RequestError,
+    RequestHead,
+    ServerConnection,
+    error_response,
+)
+
+if TYPE_CHECKING:
+    from wsgidaemon.gateway.response import Headers
+    from wsgidaemon.gateway.worker import Worker
+
+log = logging.getLogger("wsgidaemon")
+
+# An unread request body left after the response is read and thrown away up to this size so
+# the connection can be kept; beyond it closing is cheaper.
+DISCARD_LIMIT = 1 << 20
+SENDFILE_BLOCK = 256 << 10
+
+
+class _DateCache:
+    """The Date header changes once a second; format it once a second."""
+
+    def __init__(self) -> None:
+        self._second = 0
+        self._value = b""
+
+    def get(self) -> bytes:
+        now = int(time.time())
+        if now != self._second:
+            self._second = now
+            self._value = email.utils.formatdate(now, usegmt=True).encode("ascii")
+        return self._value
+
+
+DATE = _DateCache()
+
+
+def encode_head(status: str, headers: Headers) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    encoded: list[tuple[bytes, bytes]] = []
+    has_date = False
+    for name, value in headers:
+        if not has_date and name.lower() == "date":
+            has_date = True
+        encoded.append((name.encode("latin-1"), value.encode("latin-1")))
+    if not has_date:
+        encoded.append((b"Date", DATE.get()))
+    return int(status[:3]), status[4:].encode("latin-1"), encoded
+
+
+class Exchange:
+    """One request and its response; the `ResponseSink` the WSGI layer writes to."""
+
+    def __init__(self, channel: HTTPChannel, head: RequestHead, received_at: float) -> None:
+        self.channel = channel
+        self.head = head
+        self.received_at = received_at
+        self.input = RequestInput(
+            on_drained=channel.resume_reading_threadsafe,
+            on_first_read=self._want_continue if head.expects_continue else None,
+        )
+        self.body_done = False
+        self.head_sent = False
+        self.response_done = False
+        self.close_delimited = False
+
+    def _want_continue(self) -> None:
+        self.channel.loop.call_soon_threadsafe(self.channel.on_continue, self)
+
+    # -- ResponseSink, called from the application thread -----------------------------------
+
+    def emit(self, head: tuple[str, Headers] | None, data: bytes, end: bool) -> None:
+        channel = self.channel
+        channel.gate.acquire(len(data))
+        prepared = None
+        if head is not None:
+            prepared = encode_head(*head)
+            self.close_delimited = self.head.http_version == b"1.0" and not any(
+                name.lower() == b"content-length" for name, _ in prepared[2]
+            )
+        channel.loop.call_soon_threadsafe(channel.on_emit, self, prepared, data, end)
+
+    def sendfile(self, fd: int, offset: int, count: int) -> int:
+        sent = 0
+        while sent < count:
+            block = os.pread(fd, min(SENDFILE_BLOCK, count - sent), offset + sent)
+            if not block:
+                break
+            self.emit(None, block, False)
+            sent += len(block)
+        return sent
+
+    def abort(self, reason: str) -> None:
+        self.channel.loop.call_soon_threadsafe(self.channel.on_abort, self, reason)
+
+
+class HTTPChannel(asyncio.Protocol):
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.loop = worker.loop
+        self.conn = ServerConnection(worker.http_limits)
+        self.gate = WriteGate()
+        self.transport: asyncio.Transport | None = None
+        self.exchange: Exchange | None = None
+        self.peer: tuple[str, int] = ("", 0)
+        self.local: tuple[str, int] = ("", 0)
+        self.closed = False
+        self.draining = False
+        self.must_close = False
+        self.reading_paused = False
+        self.idle_since = time.monotonic()
+        self.discarded = 0
+
+    # -- asyncio callbacks --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        local = transport.get_extra_info("sockname")
+        if isinstance(peer, tuple):
+            self.peer = (str(peer[0]), int(peer[1]))
+        if isinstance(local, tuple):
+            self.local = (str(local[0]), int(local[1]))
+        self.worker.channel_opened(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.gate.close()
+        exchange = self.exchange
+        if exchange is not None and not exchange.body_done:
+            exchange.input.feed_error(
+                "client closed the connection before the request body was complete"
+            )
+        self.worker.channel_closed(self)
+
+    def pause_writing(self) -> None:
+        self.gate.pause()
+
+    def resume_writing(self) -> None:
+        self.gate.resume()
+
+    def data_received(self, data: bytes) -> None:
+        self.conn.receive_data(data)
+        self._advance()
+
+    def eof_received(self) -> bool:
+        self.conn.receive_data(b"")
+        self._advance()
+        # Keep the writing half open: a response may still be on its way.
+        return True
+
+    # -- reading requests ---------------------------------------------------------------------
+
+    def _advance(self) -> None:
+        conn = self.conn
+        while not self.closed:
+            try:
+                event = conn.next_event()
+            except RequestError as error:
+                self._refuse(error)
+                return
+            kind = type(event)
+            if kind is BodyData:
+                self._on_body(event.data)  # type: ignore[union-attr]
+            elif kind is RequestHead:
+                self._begin(event)  # type: ignore[arg-type]
+            elif kind is BodyEnd:
+                self._on_body_end()
+            elif event is NEED_DATA:
+                return
+            elif event is PAUSED:
+                self._pause_reading()
+                return
+            elif event is CLOSED:
+                if self.exchange is None:
+                    self._close()
+                else:
+                    self.must_close = True
+                return
+
+    def _begin(self, head: RequestHead) -> None:
+        self.exchange = Exchange(self, head, time.time())
+        self.discarded = 0
+        if self.draining:
+            self.conn.close_after_response()
+        self.worker.dispatch(self.exchange)
+
+    def _on_body(self, data: bytes) -> None:
+        exchange = self.exchange
+        assert exchange is not None
+        if exchange.response_done:
+            self.discarded += len(data)
+            if self.discarded > DISCARD_LIMIT:
+                self._close()
+            return
+        if exchange.input.feed(data):
+            self._pause_reading()
+
+    def _on_body_end(self) -> None:
+        exchange = self.exchange
+        assert exchange is not None
+        exchange.body_done = True
+        exchange.input.feed_eof()
+        if exchange.response_done:
+            self._next_cycle()
+
+    def _refuse(self, error: RequestError) -> None:
+        log.info(
+            "Refused request from %s:%d: %s (%d)",
+            self.peer[0],
+            self.peer[1],
+            error.reason,
+            error.status,
+        )
+        exchange = self.exchange
+        if exchange is not None:
+            # The request is already with the application: report the broken body to it and
+            # end the connection after its response.
+            exchange.input.feed_error(f"request body error: {error.reason}")
+            exchange.body_done = True
+            self.must_close = True
+            if exchange.response_done:
+                self._close()
+            return
+        assert self.transport is not None
+        self.transport.write(error_response(error.status, error.reason))
+        self._close()
+
+    # -- flow control for request bodies ------------------------------------------------------
+
+    def _pause_reading(self) -> None:
+        if not self.reading_paused and self.transport is not None and not self.closed:
+            self.reading_paused = True
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self.reading_paused and self.transport is not None and not self.closed:
+            self.reading_paused = False
+            self.transport.resume_reading()
+
+    def resume_reading_threadsafe(self) -> None:
+        self.loop.call_soon_threadsafe(self._resume_reading)
+
+    # -- writing responses (loop thread, scheduled by Exchange) -------------------------------
+
+    def on_continue(self, exchange: Exchange) -> None:
+        if exchange is self.exchange and not exchange.head_sent and not self.closed:
+            data = self.conn.send_continue()
+            if data and self.transport is not None:
+                self.transport.write(data)
+
+    def on_emit(
+        self,
+        exchange: Exchange,
+        prepared: tuple[int, bytes, list[tuple[bytes, bytes]]] | None,
+        data: bytes,
+        end: bool,
+    ) -> None:
+        self.gate.release(len(data))
+        if self.closed or exchange is not self.exchange:
+            return
+        conn = self.conn
+        try:
+            if prepared is not None:
+                exchange.head_sent = True
+                out = conn.send_response(*prepared)
+                if data:
+                    out += conn.send_body(data)
+            else:
+                out = conn.send_body(data) if data else b""
+            if end:
+                out += conn.send_end()
+        except Exception as exc:  # the protocol refused what the application produced
+            log.error(
+                "Cannot send response for '%s': %s", exchange.head.target.decode("latin-1"), exc
+            )
+            self._response_failed(exchange)
+            return
+        assert self.transport is not None
+        if out:
+            self.transport.write(out)
+        if end:
+            self._response_done(exchange)
+
+    def on_abort(self, exchange: Exchange, reason: str) -> None:
+        if exchange is not self.exchange:
+            return
+        log.error("Response to '%s' cut short: %s", exchange.head.target.decode("latin-1"), reason)
+        self._response_failed(exchange)
+
+    def _response_failed(self, exchange: Exchange) -> None:
+        exchange.response_done = True
+        self.worker.request_finished()
+        if self.closed or self.transport is None:
+            return
+        if exchange.close_delimited or not exchange.head_sent:
+            # Nothing in the framing can say "incomplete": reset the connection instead.
+            sock = self.transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.transport.abort()
+        else:
+            self.transport.close()
+        self.closed = True
+
+    def _response_done(self, exchange: Exchange) -> None:
+        exchange.response_done = True
+        self.worker.request_finished()
+        if self.must_close or not self.conn.keep_alive:
+            self._close()
+        elif exchange.body_done:
+            self._next_cycle()
+        else:
+            remaining = exchange.head.content_length
+            if remaining is not None and remaining - exchange.input.bytes_read > DISCARD_LIMIT:
+                self._close()
+            else:
+                self._resume_reading()
+
+    def _next_cycle(self) -> None:
+        self.exchange = None
+        self.conn.start_next_cycle()
+        self.idle_since = time.monotonic()
+        self._resume_reading()
+        self._advance()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def _close(self) -> None:
+        if not self.closed and self.transport is not None:
+            self.closed = True
+            self.transport.close()
+
+    @property
+    def idle(self) -> bool:
+        return self.exchange is None
+
+    def drain(self) -> None:
+        """The worker is going away: finish the current request, take no further ones."""
+        self.draining = True
+        exchange = self.exchange
+        if exchange is not None and not exchange.head_sent:
+            self.conn.close_after_response()
+
+    def close_if_idle_since(self, threshold: float) -> None:
+        if self.exchange is None and self.idle_since <= threshold:
+            self._close()

@@ -1,0 +1,469 @@
+"""The master of one daemon group: owns the listening socket, forks and supervises workers.
+
+Rules:
+- Signal handlers only enqueue; the main loop acts (handlers that log or reap deadlock).
+- The master never imports the application or the WSGI adapter: a worker's code is reached
+  through `run_worker`, which the caller supplies and which imports it only in the child.
+- The listening socket outlives every worker, so connections made while workers come and go
+  wait in the kernel backlog instead of failing.
+- Replacing a worker on request (HUP, USR1, restart-interval, inactivity-timeout) is rolling:
+  its successor is forked first, and only once the successor is accepting is the old one told
+  to drain. One replacement at a time, so capacity never dips.
+- maximum-requests is a hard limit: at N the worker stops accepting by itself. So that a
+  successor can take over at once, a group with maximum-requests keeps one standby worker
+  forked, loaded and waiting; the master hands it the retiring worker's number.
+- A worker that dies before it was ready is restarted with a capped, growing delay.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import errno
+import logging
+import os
+import selectors
+import signal
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from wsgidaemon.config import DaemonGroup
+from wsgidaemon.gateway import control
+from wsgidaemon.gateway.scoreboard import Scoreboard
+from wsgidaemon.gateway.title import master_title, set_title
+
+log = logging.getLogger("wsgidaemon")
+
+RunWorker = Callable[[int, int, socket.socket], int]
+"""(worker number, or 0 for a standby; scoreboard row; worker end of the control pair)
+-> exit status."""
+
+HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGCHLD)
+BACKOFF_FIRST = 1.0
+BACKOFF_CAP = 30.0
+EXIT_REASONS = {3: "its setup failed", 4: "it could not load the application"}
+
+
+@dataclass
+class WorkerProcess:
+    number: int
+    pid: int
+    row: int
+    control: socket.socket
+    started: float
+    ready: bool = False
+    draining: bool = False
+    deadline: float | None = None
+    standby: bool = False
+
+
+@dataclass
+class Slot:
+    """Worker number N: its current process and how often it recently failed to start."""
+
+    number: int
+    failures: int = 0
+    not_before: float = 0.0
+    retire_queued: bool = False
+    drain_timeout: float = 0.0
+    current: WorkerProcess | None = None
+    successor: WorkerProcess | None = None
+    outgoing: list[WorkerProcess] = field(default_factory=list)
+
+
+def describe_status(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        signum = os.WTERMSIG(status)
+        name = (
+            signal.Signals(signum).name if signum in signal.Signals._value2member_map_ else signum
+        )
+        text = f"was killed by {name}"
+        if signum == signal.SIGKILL:
+            text += " — perhaps out of memory"
+        return text
+    code = os.waitstatus_to_exitcode(status)
+    reason = EXIT_REASONS.get(code)
+    return f"exited with status {code}" + (f" ({reason})" if reason else "")
+
+
+class Master:
+    def __init__(
+        self,
+        group: DaemonGroup,
+        listener: socket.socket,
+        run_worker: RunWorker,
+        scoreboard: Scoreboard,
+        on_exit: Callable[[], None] | None = None,
+    ) -> None:
+        self.group = group
+        self.options = group.options
+        self.listener = listener
+        self.run_worker = run_worker
+        self.scoreboard = scoreboard
+        self.on_exit = on_exit
+        self.slots = [Slot(number) for number in range(1, self.options.processes + 1)]
+        self.processes: dict[int, WorkerProcess] = {}
+        self.selector = selectors.DefaultSelector()
+        self.signals: collections.deque[int] = collections.deque()
+        self.retire_queue: collections.deque[Slot] = collections.deque()
+        self.stopping = False
+        self.stop_deadline = 0.0
+        self.standby: WorkerProcess | None = None
+        self.standby_not_before = 0.0
+        self.keeps_standby = self.options.maximum_requests > 0
+        self.scoreboard_full_logged = False
+        self.wakeup_r, self.wakeup_w = socket.socketpair()
+
+    # -- signals: enqueue only ----------------------------------------------------------------
+
+    def _enqueue(self, signum: int, _frame: object) -> None:
+        self.signals.append(signum)
+
+    def install_signals(self) -> None:
+        for sock in (self.wakeup_r, self.wakeup_w):
+            sock.setblocking(False)
+        signal.set_wakeup_fd(self.wakeup_w.fileno(), warn_on_full_buffer=False)
+        for signum in HANDLED_SIGNALS:
+            signal.signal(signum, self._enqueue)
+        self.selector.register(self.wakeup_r, selectors.EVENT_READ, None)
+
+    def handle_signals(self) -> None:
+        while self.signals:
+            signum = self.signals.popleft()
+            if signum == signal.SIGCHLD:
+                continue  # reaping happens on every turn of the loop
+            name = signal.Signals(signum).name
+            getattr(self, f"handle_{name.lower()}")()
+
+    def handle_sigterm(self) -> None:
+        self.begin_stop("SIGTERM")
+
+    def handle_sigint(self) -> None:
+        if self.stopping:
+            log.info("second SIGINT: killing workers now")
+            self.stop_deadline = 0.0
+            return
+        self.begin_stop("SIGINT")
+
+    def handle_sighup(self) -> None:
+        log.info(
+            "SIGHUP: reloading workers one at a time (graceful-timeout %gs)",
+            self.options.graceful_timeout,
+        )
+        self.queue_all(self.options.graceful_timeout)
+
+    def handle_sigusr1(self) -> None:
+        timeout = self.options.eviction_timeout or self.options.graceful_timeout
+        log.info("SIGUSR1: restarting workers gracefully (drain time %gs)", timeout)
+        self.queue_all(timeout)
+
+    # -- spawning and reaping -----------------------------------------------------------------
+
+    def spawn(self, number: int) -> WorkerProcess | None:
+        row = self.scoreboard.claim(0, time.monotonic())
+        if row is None:
+            if not self.scoreboard_full_logged:
+                self.scoreboard_full_logged = True
+                log.warning("too many workers still draining; waiting before starting another")
+            return None
+        self.scoreboard_full_logged = False
+        master_end, worker_end = control.control_pair()
+        pid = os.fork()
+        if pid == 0:
+            status = 1
+            try:
+                master_end.close()
+                for other in self.processes.values():
+                    other.control.close()
+                self.selector.close()
+                self.wakeup_r.close()
+                self.wakeup_w.close()
+                status = self.run_worker(number, row, worker_end)
+            except BaseException:
+                log.exception("worker %d crashed", number)
+            finally:
+                os._exit(status)
+        worker_end.close()
+        worker = WorkerProcess(number, pid, row, master_end, time.monotonic())
+        self.processes[pid] = worker
+        self.selector.register(master_end, selectors.EVENT_READ, worker)
+        if number:
+            log.info("worker %d started (pid %d)", number, pid)
+        else:
+            log.info("standby worker started (pid %d)", pid)
+        return worker
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            worker = self.processes.pop(pid, None)
+            if worker is None:
+                continue
+            self.forget(worker)
+            self.on_worker_exit(worker, status)
+
+    def forget(self, worker: WorkerProcess) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(worker.control)
+        worker.control.close()
+        self.scoreboard.release(worker.row)
+
+    def on_worker_exit(self, worker: WorkerProcess, status: int) -> None:
+        how = describe_status(status)
+        if worker is self.standby:
+            self.standby = None
+            if not self.stopping:
+                self.standby_not_before = time.monotonic() + BACKOFF_FIRST
+                log.error("standby worker (pid %d) %s", worker.pid, how)
+            return
+        slot = self.slots[worker.number - 1]
+        if worker in slot.outgoing:
+            slot.outgoing.remove(worker)
+            log.info("worker %d (pid %d) %s after draining", worker.number, worker.pid, how)
+            return
+        if self.stopping:
+            log.info("worker %d (pid %d) %s", worker.number, worker.pid, how)
+            return
+        if slot.successor is worker:
+            slot.successor = None
+        if slot.current is worker:
+            slot.current = None
+        if worker.ready:
+            level = (
+                logging.INFO
+                if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+                else (logging.ERROR)
+            )
+            log.log(
+                level, "worker %d (pid %d) %s; starting a new one", worker.number, worker.pid, how
+            )
+            slot.failures = 0
+            slot.not_before = 0.0
+            return
+        slot.failures += 1
+        delay = min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** (slot.failures - 1))
+        slot.not_before = time.monotonic() + delay
+        log.error(
+            "worker %d (pid %d) %s before it was ready; restarting it in %gs",
+            worker.number,
+            worker.pid,
+            how,
+            delay,
+        )
+
+    # -- messages from workers ----------------------------------------------------------------
+
+    def on_message(self, worker: WorkerProcess) -> None:
+        try:
+            message = worker.control.recv(64)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            message = b""
+        if not message:
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(worker.control)
+            return
+        if message == control.READY:
+            worker.ready = True
+            if worker is self.standby:
+                return
+            slot = self.slots[worker.number - 1]
+            slot.failures = 0
+            if worker.standby:
+                control.send(worker.control, control.accept_message(worker.number))
+            if slot.successor is worker:
+                self.promote(slot)
+            return
+        if worker.number == 0 or worker.draining:
+            return
+        slot = self.slots[worker.number - 1]
+        if message == control.RETIRING and worker is slot.current:
+            slot.current = None
+            worker.draining = True
+            worker.deadline = time.monotonic() + self.options.graceful_timeout
+            slot.outgoing.append(worker)
+            self.take_over(slot)
+        elif message == control.REPLACE and worker is slot.current:
+            self.queue_retire(slot, self.options.graceful_timeout)
+
+    def take_over(self, slot: Slot) -> None:
+        """Give a slot whose worker stopped accepting to the standby, if there is one."""
+        standby = self.standby
+        if standby is None:
+            return  # maintain() forks a new worker for the empty slot
+        self.standby = None
+        standby.number = slot.number
+        standby.standby = True
+        slot.current = standby
+        if standby.ready:
+            control.send(standby.control, control.accept_message(slot.number))
+        log.info("standby worker (pid %d) takes over as worker %d", standby.pid, slot.number)
+
+    # -- rolling replacement ------------------------------------------------------------------
+
+    def queue_retire(self, slot: Slot, drain_timeout: float) -> None:
+        if not slot.retire_queued and slot.current is not None:
+            slot.retire_queued = True
+            slot.drain_timeout = drain_timeout
+            self.retire_queue.append(slot)
+
+    def queue_all(self, drain_timeout: float) -> None:
+        for slot in self.slots:
+            self.queue_retire(slot, drain_timeout)
+
+    def advance_replacements(self, now: float) -> None:
+        if any(slot.successor is not None for slot in self.slots):
+            return  # one replacement at a time
+        while self.retire_queue:
+            slot = self.retire_queue[0]
+            if slot.current is None or not slot.current.ready:
+                # Nothing (ready) to replace: the normal respawn path covers this slot.
+                self.retire_queue.popleft()
+                slot.retire_queued = False
+                continue
+            if now < slot.not_before:
+                return
+            slot.successor = self.spawn(slot.number)
+            return
+
+    def promote(self, slot: Slot) -> None:
+        """The successor is accepting: the old worker may now drain."""
+        old, slot.current, slot.successor = slot.current, slot.successor, None
+        if self.retire_queue and self.retire_queue[0] is slot:
+            self.retire_queue.popleft()
+        slot.retire_queued = False
+        if old is not None:
+            self.drain(old, slot.drain_timeout)
+            slot.outgoing.append(old)
+
+    def drain(self, worker: WorkerProcess, timeout: float) -> None:
+        worker.draining = True
+        worker.deadline = time.monotonic() + timeout
+        self.kill(worker, signal.SIGTERM)
+
+    def kill(self, worker: WorkerProcess, signum: int) -> None:
+        try:
+            os.kill(worker.pid, signum)
+        except ProcessLookupError:
+            pass
+        except OSError as exc:
+            if exc.errno != errno.ESRCH:
+                raise
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def maintain(self, now: float) -> None:
+        for slot in self.slots:
+            if slot.current is None and slot.successor is None and now >= slot.not_before:
+                if self.standby is not None:
+                    self.take_over(slot)
+                else:
+                    slot.current = self.spawn(slot.number)
+        if (
+            self.keeps_standby
+            and self.standby is None
+            and now >= self.standby_not_before
+            and all(slot.current is not None for slot in self.slots)
+        ):
+            self.standby = self.spawn(0)
+        self.advance_replacements(now)
+        startup = self.options.startup_timeout
+        deadlock = self.options.deadlock_timeout
+        for worker in list(self.processes.values()):
+            if worker.draining and worker.deadline is not None and now >= worker.deadline:
+                log.warning(
+                    "worker %d (pid %d) did not finish its requests in time; killing it",
+                    worker.number,
+                    worker.pid,
+                )
+                worker.deadline = None
+                self.kill(worker, signal.SIGKILL)
+            elif not worker.ready and startup and now - worker.started > startup:
+                log.error(
+                    "worker %d (pid %d) did not start within startup-timeout of %gs; killing it",
+                    worker.number,
+                    worker.pid,
+                    startup,
+                )
+                worker.started = float("inf")
+                self.kill(worker, signal.SIGKILL)
+            elif worker.ready and not worker.draining and deadlock:
+                beat = self.scoreboard.read(worker.row).heartbeat
+                if beat and now - beat > deadlock:
+                    log.error(
+                        "worker %d (pid %d) has not responded for %gs (deadlock-timeout); "
+                        "killing it",
+                        worker.number,
+                        worker.pid,
+                        deadlock,
+                    )
+                    worker.ready = False
+                    self.kill(worker, signal.SIGKILL)
+
+    def begin_stop(self, why: str) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        timeout = self.options.shutdown_timeout
+        self.stop_deadline = time.monotonic() + timeout
+        log.info("%s: stopping; in-flight requests have %gs (shutdown-timeout)", why, timeout)
+        for worker in self.processes.values():
+            self.kill(worker, signal.SIGTERM)
+
+    def next_timeout(self, now: float) -> float:
+        timeout = 1.0
+        for slot in self.slots:
+            if slot.current is None and slot.not_before > now:
+                timeout = min(timeout, slot.not_before - now)
+        if self.stopping:
+            timeout = min(timeout, max(self.stop_deadline - now, 0.0), 0.1)
+        return max(timeout, 0.0)
+
+    def run(self) -> int:
+        set_title(master_title(self.group.name))
+        self.install_signals()
+        self.maintain(time.monotonic())
+        try:
+            while True:
+                now = time.monotonic()
+                for key, _ in self.selector.select(self.next_timeout(now)):
+                    if key.data is None:
+                        try:
+                            while self.wakeup_r.recv(4096):
+                                pass
+                        except (BlockingIOError, InterruptedError):
+                            pass
+                    else:
+                        self.on_message(key.data)
+                self.handle_signals()
+                self.reap()
+                now = time.monotonic()
+                if self.stopping:
+                    if not self.processes:
+                        break
+                    if now >= self.stop_deadline:
+                        for worker in self.processes.values():
+                            log.warning(
+                                "worker %d (pid %d) still busy at shutdown; killing it",
+                                worker.number,
+                                worker.pid,
+                            )
+                            self.kill(worker, signal.SIGKILL)
+                        self.stop_deadline = float("inf")
+                    continue
+                self.maintain(now)
+        finally:
+            for worker in list(self.processes.values()):
+                self.kill(worker, signal.SIGKILL)
+            if self.on_exit is not None:
+                self.on_exit()
+        log.info("master of '%s' stopped", self.group.name)
+        return 0

@@ -1,0 +1,117 @@
+"""`wsgidaemon serve SCRIPT`: one daemon group, its master and workers, behind an HTTP/1.1
+listener. This module wires things together; it never imports the WSGI adapter itself, so
+the master stays free of application code (workers import it after fork)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+
+from wsgidaemon.config import ConfigError, DaemonGroup, add_option_flags, group_from_flags
+from wsgidaemon.gateway.errorlog import configure_logging
+from wsgidaemon.gateway.listener import tcp_listener
+from wsgidaemon.gateway.master import Master, RunWorker
+from wsgidaemon.gateway.scoreboard import Scoreboard
+
+log = logging.getLogger("wsgidaemon")
+
+
+def add_subcommand(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve a WSGI script with a master and a pool of workers",
+        description="Serve SCRIPT's WSGI application over HTTP/1.1. Every WSGIDaemonProcess "
+        "option is accepted as a flag of the same name.",
+    )
+    parser.add_argument("script", metavar="SCRIPT", help="the WSGI script file (.wsgi or .py)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on (8000; 0 = any)")
+    parser.add_argument(
+        "--process-group", default=None, help="daemon group name (default: HOST:PORT)"
+    )
+    parser.add_argument("--callable-object", default="application", help="(application)")
+    parser.add_argument("--application-group", default="%{GLOBAL}", help="(%%{GLOBAL})")
+    parser.add_argument(
+        "--keep-alive-timeout",
+        type=float,
+        default=5.0,
+        help="seconds an idle keep-alive connection is kept open (5)",
+    )
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    add_option_flags(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    configure_logging(args.log_level)
+    script = os.path.abspath(args.script)
+    if not os.path.isfile(script):
+        print(f"wsgidaemon serve: no such script file: {script}", file=sys.stderr)
+        return 2
+    try:
+        provisional = group_from_flags(args.process_group or "wsgidaemon", args)
+    except ConfigError as exc:
+        print(f"wsgidaemon serve: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # ConfigErrors or similar containers
+        print(f"wsgidaemon serve: {exc}", file=sys.stderr)
+        return 2
+    try:
+        listener = tcp_listener(args.host, args.port, provisional.options)
+    except OSError as exc:
+        print(f"wsgidaemon serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    host, port = listener.getsockname()[:2]
+    name = args.process_group or f"{host}:{port}"
+    group = group_from_flags(name, args) if name != provisional.name else provisional
+    if os.geteuid() == 0 and group.options.user is None:
+        log.warning("started as root without user=: workers will run as root; pass --user")
+    options = group.options
+    log.info(
+        "listening on http://%s:%d/ (daemon group '%s', %d process%s x %d threads, pid %d)",
+        host,
+        port,
+        name,
+        options.processes,
+        "" if options.processes == 1 else "es",
+        options.threads,
+        os.getpid(),
+    )
+    # Room for every worker, a standby, and workers still draining after being replaced.
+    scoreboard = Scoreboard(4 * options.processes + 4)
+    run_worker = _worker_runner(group, listener, scoreboard, script, args)
+    master = Master(group, listener, run_worker, scoreboard, on_exit=listener.close)
+    return master.run()
+
+
+def _worker_runner(
+    group: DaemonGroup,
+    listener: socket.socket,
+    scoreboard: Scoreboard,
+    script: str,
+    args: argparse.Namespace,
+) -> RunWorker:
+    def run_worker(number: int, row: int, control: socket.socket) -> int:
+        # Imported here, after fork, so that only workers ever load the WSGI adapter.
+        from wsgidaemon.gateway import worker
+
+        spec = worker.WorkerSpec(
+            group=group,
+            number=number,
+            row=row,
+            scoreboard=scoreboard,
+            listener=listener,
+            control=control,
+            script=script,
+            callable_object=args.callable_object,
+            application_group=args.application_group,
+            keep_alive_timeout=args.keep_alive_timeout,
+        )
+        return worker.main(spec)
+
+    return run_worker

@@ -1,0 +1,398 @@
+"""One worker process: its threads, its event loop, and the requests it serves.
+
+Runs only in a child the master forked. Order of work: title, identity and environment
+(setup.py), load the script, start the thread pool, then accept from the inherited listening
+socket on a uvloop event loop. Exit codes tell the master why a worker stopped early.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import logging
+import os
+import random
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass
+
+import uvloop
+
+from wsgidaemon.config import DaemonGroup
+from wsgidaemon.gateway import control
+from wsgidaemon.gateway.balance import should_accept
+from wsgidaemon.gateway.environ import AppContext, http_cgi_environ, static_environ
+from wsgidaemon.gateway.errorlog import ErrorStream
+from wsgidaemon.gateway.httpchannel import Exchange, HTTPChannel
+from wsgidaemon.gateway.loader import LoadedScript, ScriptLoadError, load_script
+from wsgidaemon.gateway.response import ERROR_PAGE, Responder
+from wsgidaemon.gateway.scoreboard import Row, Scoreboard, State
+from wsgidaemon.gateway.setup import WorkerSetupError, prepare_worker
+from wsgidaemon.gateway.threadpool import ThreadPool
+from wsgidaemon.gateway.title import set_title, worker_title
+from wsgidaemon.protocol import HTTPLimits
+
+log = logging.getLogger("wsgidaemon")
+
+EXIT_SETUP_FAILED = 3
+EXIT_LOAD_FAILED = 4
+
+# A worker that declines connections to let a less loaded peer take them still takes one
+# after this long, so a busy peer can never leave a connection waiting.
+ACCEPT_PATIENCE = 0.05
+ACCEPT_RECHECK = 0.005
+# While draining, a keep-alive connection with no request for this long is closed.
+DRAIN_IDLE_GRACE = 1.0
+TICK = 0.5
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    group: DaemonGroup
+    number: int
+    row: int
+    scoreboard: Scoreboard
+    listener: socket.socket
+    control: socket.socket
+    script: str
+    callable_object: str
+    application_group: str
+    keep_alive_timeout: float
+
+
+class Worker:
+    def __init__(self, spec: WorkerSpec, script: LoadedScript) -> None:
+        self.spec = spec
+        options = spec.group.options
+        self.options = options
+        self.loop = uvloop.new_event_loop()
+        self.http_limits = HTTPLimits()
+        self.app = script.callable(spec.callable_object)
+        self.script = script
+        context = AppContext(
+            script=script.path,
+            process_group=spec.group.name,
+            application_group=spec.application_group,
+            callable_object=spec.callable_object,
+            multithread=options.threads != 1,
+            multiprocess=spec.group.multiprocess,
+            run_once=options.threads == 1 and options.maximum_requests == 1,
+        )
+        self.base_environ = static_environ(context)
+        self.pool = ThreadPool(options.threads, stack_size=options.stack_size or None)
+        self.channels: set[HTTPChannel] = set()
+        # Accepted sockets whose channel does not exist yet (connect_accepted_socket is a task).
+        self.pending = 0
+        self.accepting = False
+        self.declined_since: float | None = None
+        self.draining = False
+        self.completed = 0
+        limit = options.maximum_requests
+        if limit:
+            limit += random.randint(0, options.maximum_requests_jitter)
+        self.request_limit = limit
+        self.replace_requested = False
+        self.number = spec.number
+        self.started = time.monotonic()
+        self.last_activity = time.monotonic()
+        self.exit_code = 0
+
+    # -- accepting ----------------------------------------------------------------------------
+
+    def start_accepting(self) -> None:
+        if not self.accepting and not self.draining:
+            self.accepting = True
+            self.loop.add_reader(self.spec.listener.fileno(), self.on_acceptable)
+
+    def stop_accepting(self) -> None:
+        if self.accepting:
+            self.accepting = False
+            self.loop.remove_reader(self.spec.listener.fileno())
+
+    def on_acceptable(self) -> None:
+        now = time.monotonic()
+        board = self.spec.scoreboard
+        if not should_accept(
+            len(self.channels) + self.pending,
+            self.pool.busy,
+            self.options.threads,
+            board.others(self.spec.row),
+        ):
+            if self.declined_since is None:
+                self.declined_since = now
+            if now - self.declined_since < ACCEPT_PATIENCE:
+                self.stop_accepting()
+                self.loop.call_later(ACCEPT_RECHECK, self.start_accepting)
+                return
+        self.declined_since = None
+        try:
+            sock, _ = self.spec.listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            log.error("accept() failed: %s", exc)
+            self.stop_accepting()
+            self.loop.call_later(0.1, self.start_accepting)
+            return
+        sock.setblocking(False)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.pending += 1
+        self.loop.create_task(self._connect(sock))
+
+    async def _connect(self, sock: socket.socket) -> None:
+        try:
+            await self.loop.connect_accepted_socket(lambda: HTTPChannel(self), sock)
+        except OSError as exc:
+            log.info("connection lost while being set up: %s", exc)
+            sock.close()
+        finally:
+            self.pending -= 1
+        if self.draining:
+            self.maybe_exit()
+
+    def channel_opened(self, channel: HTTPChannel) -> None:
+        self.channels.add(channel)
+        if self.draining:
+            channel.drain()
+        self.publish()
+
+    def channel_closed(self, channel: HTTPChannel) -> None:
+        self.channels.discard(channel)
+        self.publish()
+        if self.draining:
+            self.maybe_exit()
+
+    # -- requests -------------------------------------------------------------------------------
+
+    def dispatch(self, exchange: Exchange) -> None:
+        self.last_activity = time.monotonic()
+        self.pool.submit(lambda: self.handle(exchange))
+
+    def handle(self, exchange: Exchange) -> None:
+        """Runs in a pool thread."""
+        daemon_start = time.time()
+        channel = exchange.channel
+        environ = self.base_environ.copy()
+        environ.update(http_cgi_environ(exchange.head, channel.local, channel.peer))
+        environ["wsgi.input"] = exchange.input
+        environ["wsgi.errors"] = ErrorStream(f"[client {channel.peer[0]}:{channel.peer[1]}] ")
+        environ["mod_wsgi.thread_id"] = ThreadPool.local.thread_id
+        environ["mod_wsgi.request_start"] = exchange.received_at
+        environ["mod_wsgi.queue_start"] = exchange.received_at
+        environ["mod_wsgi.daemon_start"] = daemon_start
+        queue_timeout = self.options.queue_timeout
+        if queue_timeout and daemon_start - exchange.received_at > queue_timeout:
+            log.error("Queue timeout expired for WSGI daemon process '%s'.", self.spec.group.name)
+            self._plain_error(exchange, "504 Gateway Timeout")
+            return
+        if self.app is None:
+            log.error(
+                "Target WSGI script '%s' does not contain WSGI application '%s'.",
+                self.script.path,
+                self.spec.callable_object,
+            )
+            self._plain_error(exchange, "500 Internal Server Error")
+            return
+        environ["mod_wsgi.application_start"] = time.time()
+        try:
+            Responder(self.app, environ, exchange, self.script.path).run()
+        except BaseException:
+            log.exception("request handling ended abnormally")
+            exchange.abort("the request handler was interrupted")
+
+    @staticmethod
+    def _plain_error(exchange: Exchange, status: str) -> None:
+        body = (
+            ERROR_PAGE.replace(b"500 Internal Server Error", status.encode())
+            if (not status.startswith("500"))
+            else ERROR_PAGE
+        )
+        headers = [
+            ("Content-Type", "text/html; charset=iso-8859-1"),
+            ("Content-Length", str(len(body))),
+        ]
+        with contextlib.suppress(OSError):
+            exchange.emit((status, headers), body, True)
+
+    def request_finished(self) -> None:
+        """Loop thread: a response ended, completely or not."""
+        self.completed += 1
+        self.last_activity = time.monotonic()
+        if self.request_limit and self.completed >= self.request_limit and not self.draining:
+            log.info(
+                "worker %d (pid %d) reached maximum requests of %d; finishing and exiting",
+                self.number,
+                os.getpid(),
+                self.request_limit,
+            )
+            self.drain()
+            control.send(self.spec.control, control.RETIRING)
+
+    def request_replacement(self, reason: str) -> None:
+        """Ask the master for a successor; keep serving until it tells us to drain."""
+        if not self.replace_requested and not self.draining and self.number:
+            self.replace_requested = True
+            log.info("worker %d (pid %d) asks to be replaced: %s", self.number, os.getpid(), reason)
+            control.send(self.spec.control, control.REPLACE)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def publish(self) -> None:
+        if self.draining:
+            state = State.DRAINING
+        elif self.accepting or self.declined_since is not None:
+            state = State.ACCEPTING
+        else:
+            state = State.STARTING
+        self.spec.scoreboard.write(
+            self.spec.row,
+            Row(
+                os.getpid(),
+                state,
+                len(self.channels) + self.pending,
+                self.pool.busy,
+                self.completed,
+                time.monotonic(),
+            ),
+        )
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        self.publish()
+        keep_alive = self.spec.keep_alive_timeout
+        threshold = now - (min(keep_alive, DRAIN_IDLE_GRACE) if self.draining else keep_alive)
+        for channel in list(self.channels):
+            channel.close_if_idle_since(threshold)
+        options = self.options
+        if options.restart_interval and now - self.started >= options.restart_interval:
+            self.request_replacement(f"restart interval of {options.restart_interval:g}s passed")
+        if (
+            options.inactivity_timeout
+            and self.pool.busy == 0
+            and now - self.last_activity >= options.inactivity_timeout
+        ):
+            self.request_replacement(f"inactive for {options.inactivity_timeout:g}s")
+        if self.draining:
+            self.maybe_exit()
+        self.loop.call_later(TICK, self.tick)
+
+    def drain(self) -> None:
+        if self.draining:
+            return
+        self.draining = True
+        self.stop_accepting()
+        self.publish()
+        for channel in list(self.channels):
+            channel.drain()
+        self.maybe_exit()
+
+    def maybe_exit(self) -> None:
+        if not self.channels and not self.pending and self.pool.busy == 0:
+            self.loop.stop()
+
+    def on_master_message(self) -> None:
+        try:
+            message = self.spec.control.recv(64)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            message = b""
+        if not message:
+            # The master is gone: nobody will replace or supervise us. Stop quickly.
+            log.warning("worker %d (pid %d): master went away; exiting", self.number, os.getpid())
+            self.loop.remove_reader(self.spec.control.fileno())
+            self.drain()
+            self.loop.call_later(0.5, self.loop.stop)
+        elif message.startswith(control.ACCEPT) and not self.accepting and not self.draining:
+            self.number = int(message.split()[1])
+            set_title(worker_title(self.spec.group.title, self.number, self.spec.group.name))
+            self.begin_accepting()
+
+    def begin_accepting(self) -> None:
+        self.start_accepting()
+        self.publish()
+        log.info("worker %d (pid %d) accepting requests", self.number, os.getpid())
+
+    def run(self) -> int:
+        loop = self.loop
+        asyncio.set_event_loop(loop)
+        loop.add_signal_handler(signal.SIGTERM, self.drain)
+        loop.add_signal_handler(signal.SIGINT, self.drain)
+        loop.add_signal_handler(
+            signal.SIGUSR1, lambda: self.request_replacement("SIGUSR1 received")
+        )
+        self.spec.control.setblocking(False)
+        loop.add_reader(self.spec.control.fileno(), self.on_master_message)
+        if self.number:
+            self.begin_accepting()
+        else:
+            self.publish()
+            log.info("standby worker (pid %d) loaded and waiting", os.getpid())
+        control.send(self.spec.control, control.READY)
+        loop.call_later(TICK, self.tick)
+        loop.run_forever()
+        self.pool.shutdown(timeout=0.1)
+        return self.exit_code
+
+
+def _reset_signals() -> None:
+    signal.set_wakeup_fd(-1)
+    for signum in (
+        signal.SIGTERM,
+        signal.SIGINT,
+        signal.SIGHUP,
+        signal.SIGUSR1,
+        signal.SIGUSR2,
+        signal.SIGCHLD,
+    ):
+        signal.signal(signum, signal.SIG_DFL)
+    # mod_wsgi 6 leaves SIGHUP and SIGUSR2 to the application; never let them kill a worker.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+
+
+def main(spec: WorkerSpec) -> int:
+    """Entry point in the forked child; returns the exit status."""
+    _reset_signals()
+    set_title(
+        worker_title(spec.group.title, spec.number, spec.group.name)
+        if spec.number
+        else spec.group.title or f"wsgidaemon: standby worker [{spec.group.name}]"
+    )
+    try:
+        prepare_worker(spec.group.options)
+    except (WorkerSetupError, OSError) as exc:
+        log.error("worker %d (pid %d) cannot start: %s", spec.number, os.getpid(), exc)
+        return EXIT_SETUP_FAILED
+    try:
+        script = load_script(spec.script)
+    except ScriptLoadError as exc:
+        cause = exc.__cause__
+        detail = "".join(_format(cause)) if cause is not None else ""
+        log.error("%s\n%s", exc, detail.rstrip())
+        return EXIT_LOAD_FAILED
+    if script.callable(spec.callable_object) is None:
+        log.error(
+            "Target WSGI script '%s' does not contain WSGI application '%s'.",
+            script.path,
+            spec.callable_object,
+        )
+    worker = Worker(spec, script)
+    code = worker.run()
+    try:
+        atexit._run_exitfuncs()
+    except Exception:
+        log.exception("an atexit handler failed")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return code
+
+
+def _format(exc: BaseException) -> list[str]:
+    import traceback
+
+    return traceback.format_exception(type(exc), exc, exc.__traceback__)
