@@ -117,7 +117,7 @@ def wrk(port: int, workload: Workload, connections: int, duration: float) -> dic
         "-c",
         str(connections),
         "-d",
-        f"{duration}s",
+        f"{max(1, round(duration))}s",
         "--latency",
     ]
     if workload.script:

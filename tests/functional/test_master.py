@@ -185,3 +185,24 @@ def test_missing_callable_gives_500_and_mod_wsgi_log_line(serve: Serve) -> None:
     assert "does not contain WSGI application 'application'" in daemon.log()
     good = serve("nocallable.wsgi", "--callable-object", "app", wait_ready=1)
     assert good.request().body == b"named app, not application"
+
+
+def test_keep_alive_connections_are_spread_across_processes(serve: Serve) -> None:
+    daemon = serve("pool.wsgi", "--processes", "2", "--threads", "8", wait_ready=2)
+    connections = [daemon.connection() for _ in range(16)]
+    try:
+        for conn in connections:
+            conn.connect()
+        owners: list[int] = []
+        for conn in connections:
+            conn.request("GET", "/")
+            owners.append(json.loads(conn.getresponse().read())["pid"])
+        # Every connection stays with the process that accepted it.
+        for conn, owner in zip(connections, owners, strict=True):
+            conn.request("GET", "/")
+            assert json.loads(conn.getresponse().read())["pid"] == owner
+    finally:
+        for conn in connections:
+            conn.close()
+    counts = sorted(owners.count(pid) for pid in set(owners))
+    assert len(counts) == 2 and counts[0] >= 6, counts

@@ -265,3 +265,29 @@ def test_continue_bytes() -> None:
     client.receive_data(conn.send_continue())
     interim = client.next_event()
     assert isinstance(interim, h11.InformationalResponse) and interim.status_code == 100
+
+
+def test_body_written_elsewhere_is_accounted_for() -> None:
+    conn = connection_for(GET11)
+    assert not conn.body_is_raw
+    conn.send_response(200, b"OK", [(b"Content-Length", b"10")])
+    assert conn.body_is_raw
+    conn.note_body_sent(6)
+    with pytest.raises(ResponseError):
+        conn.note_body_sent(5)
+    assert conn.send_body(b"abcd") == b"abcd"
+    assert conn.send_end() == b"" and conn.keep_alive
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "fields"),
+    [(GET11, []), (HEAD11, [(b"Content-Length", b"10")])],
+)
+def test_framed_or_bodiless_responses_cannot_be_written_elsewhere(
+    request_bytes: bytes, fields: Fields
+) -> None:
+    conn = connection_for(request_bytes)
+    conn.send_response(200, b"OK", fields)
+    assert not conn.body_is_raw
+    with pytest.raises(ConnectionStateError):
+        conn.note_body_sent(1)

@@ -9,10 +9,12 @@ gate and schedule work on the loop. The connection object is never touched off t
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import email.utils
 import logging
 import os
+import select
 import socket
 import struct
 import time
@@ -62,6 +64,29 @@ class _DateCache:
 DATE = _DateCache()
 
 
+def send_file(sock_fd: int, fd: int, offset: int, count: int, timeout: float) -> int:
+    """Blocking sendfile() on a non-blocking socket; returns bytes sent (fewer when the
+    client went away, stopped reading for `timeout` seconds, or the file shrank)."""
+    sent = 0
+    poller = select.poll()
+    poller.register(sock_fd, select.POLLOUT)
+    while sent < count:
+        try:
+            n = os.sendfile(sock_fd, fd, offset + sent, min(count - sent, 1 << 24))
+        except BlockingIOError:
+            if not poller.poll(timeout * 1000):
+                log.error("client stopped reading for %gs during sendfile()", timeout)
+                break
+            continue
+        except OSError as exc:
+            log.info("sendfile() ended early: %s", exc)
+            break
+        if n == 0:
+            break
+        sent += n
+    return sent
+
+
 def encode_head(status: str, headers: Headers) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
     encoded: list[tuple[bytes, bytes]] = []
     has_date = False
@@ -107,6 +132,28 @@ class Exchange:
         channel.loop.call_soon_threadsafe(channel.on_emit, self, prepared, data, end)
 
     def sendfile(self, fd: int, offset: int, count: int) -> int:
+        """sendfile() straight from the file to the client's socket.
+
+        The event loop first lets everything already queued reach the socket and hands over
+        a duplicate of the socket's descriptor (a duplicate, so that the connection closing
+        meanwhile can never leave this thread writing to a reused descriptor number). The
+        loop writes nothing to this connection until `on_sendfile_done`.
+        """
+        channel = self.channel
+        ready: concurrent.futures.Future[int | None] = concurrent.futures.Future()
+        channel.loop.call_soon_threadsafe(channel.on_sendfile_start, self, ready)
+        sock_fd = ready.result()
+        if sock_fd is None:
+            return self._copy(fd, offset, count)
+        sent = 0
+        try:
+            sent = send_file(sock_fd, fd, offset, count, channel.worker.send_timeout)
+        finally:
+            os.close(sock_fd)
+            channel.loop.call_soon_threadsafe(channel.on_sendfile_done, self, sent)
+        return sent
+
+    def _copy(self, fd: int, offset: int, count: int) -> int:
         sent = 0
         while sent < count:
             block = os.pread(fd, min(SENDFILE_BLOCK, count - sent), offset + sent)
@@ -136,6 +183,7 @@ class HTTPChannel(asyncio.Protocol):
         self.reading_paused = False
         self.idle_since = time.monotonic()
         self.discarded = 0
+        self.sendfile_waiter: tuple[Exchange, concurrent.futures.Future[int | None]] | None = None
 
     # -- asyncio callbacks --------------------------------------------------------------------
 
@@ -153,6 +201,9 @@ class HTTPChannel(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.gate.close()
+        if self.sendfile_waiter is not None:
+            self.sendfile_waiter[1].set_result(None)
+            self.sendfile_waiter = None
         exchange = self.exchange
         if exchange is not None and not exchange.body_done:
             exchange.input.feed_error(
@@ -165,6 +216,8 @@ class HTTPChannel(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.gate.resume()
+        if self.sendfile_waiter is not None:
+            self._hand_over_socket()
 
     def data_received(self, data: bytes) -> None:
         self.conn.receive_data(data)
@@ -308,6 +361,37 @@ class HTTPChannel(asyncio.Protocol):
             self.transport.write(out)
         if end:
             self._response_done(exchange)
+
+    def on_sendfile_start(
+        self, exchange: Exchange, ready: concurrent.futures.Future[int | None]
+    ) -> None:
+        if self.closed or exchange is not self.exchange or self.transport is None:
+            ready.set_result(None)
+            return
+        if not self.conn.body_is_raw:
+            ready.set_result(None)  # chunked or bodiless: the framed copy path handles it
+            return
+        self.sendfile_waiter = (exchange, ready)
+        if self.transport.get_write_buffer_size() == 0:
+            self._hand_over_socket()
+        else:
+            # resume_writing() fires once the buffer is empty.
+            self.transport.set_write_buffer_limits(high=0, low=0)
+
+    def _hand_over_socket(self) -> None:
+        waiter, self.sendfile_waiter = self.sendfile_waiter, None
+        assert waiter is not None and self.transport is not None
+        sock = self.transport.get_extra_info("socket")
+        try:
+            waiter[1].set_result(os.dup(sock.fileno()))
+        except (OSError, AttributeError):
+            waiter[1].set_result(None)
+
+    def on_sendfile_done(self, exchange: Exchange, sent: int) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.set_write_buffer_limits()
+        if exchange is self.exchange and not self.closed:
+            self.conn.note_body_sent(sent)
 
     def on_abort(self, exchange: Exchange, reason: str) -> None:
         if exchange is not self.exchange:

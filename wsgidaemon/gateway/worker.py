@@ -70,6 +70,7 @@ class Worker:
         self.options = options
         self.loop = uvloop.new_event_loop()
         self.http_limits = HTTPLimits()
+        self.send_timeout = options.effective_socket_timeout
         self.app = script.callable(spec.callable_object)
         self.script = script
         context = AppContext(
@@ -141,6 +142,7 @@ class Worker:
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.pending += 1
+        self.publish()
         self.loop.create_task(self._connect(sock))
 
     async def _connect(self, sock: socket.socket) -> None:

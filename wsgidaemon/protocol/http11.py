@@ -298,6 +298,26 @@ class ServerConnection:
             self._body_sent += len(data)
         return data
 
+    @property
+    def body_is_raw(self) -> bool:
+        """The started response's body goes out unframed (Content-Length framing), so its
+        bytes may be written to the socket directly, e.g. by sendfile(), and then reported
+        with note_body_sent()."""
+        return (
+            self._send is _Send.STARTED
+            and self._plan is not None
+            and self._plan.mode is BodyMode.LENGTH
+        )
+
+    def note_body_sent(self, count: int) -> None:
+        """Account for `count` body bytes the caller wrote itself (see body_is_raw)."""
+        if not self.body_is_raw:
+            raise ConnectionStateError("note_body_sent() needs a started Content-Length body")
+        assert self._plan is not None and self._plan.content_length is not None
+        if count < 0 or self._body_sent + count > self._plan.content_length:
+            raise ResponseError("response body exceeds its Content-Length")
+        self._body_sent += count
+
     def send_end(self) -> bytes:
         """Final framing: the last chunk when chunked, else b""."""
         if self._send is not _Send.STARTED or self._plan is None:

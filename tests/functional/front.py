@@ -1,0 +1,316 @@
+"""Front ends for the end-to-end tests: one set of PEP 3333 tests, several ways in.
+
+A test talks to a `Front`: `request()` for ordinary HTTP exchanges (http.client),
+`stream()` when the body is too large to hold, `raw()` for exact bytes on a fresh connection,
+and `log()` for what the daemon (and, later, the web server in front of it) logged. Only the
+direct front end exists today: the daemon's own HTTP/1.1 listener. Another front end (Apache
+httpd with the shim) is added by naming it in FRONT_ENDS and teaching `start_front` to start
+it; tests written against `Front` then run through it unchanged.
+
+Connection-level tests (keep-alive, pipelining, malformed requests) describe the direct
+listener only and ask for `front_fixture(..., kinds=DIRECT_ONLY)`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import socket
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.functional.daemon import Daemon, Response, start_daemon, wait_for
+
+FRONT_ENDS: tuple[str, ...] = ("direct",)
+DIRECT_ONLY: tuple[str, ...] = ("direct",)
+
+HeaderArg = Mapping[str, str] | Sequence[tuple[str, str]] | None
+
+
+class Received(bytes):
+    """Bytes read from a connection, and how the reading ended."""
+
+    closed: bool  # the server closed the connection (EOF or reset), rather than a timeout
+    reset: bool  # the connection was reset rather than closed in order
+
+    def __new__(cls, data: bytes, closed: bool, reset: bool) -> Received:
+        self = super().__new__(cls, data)
+        self.closed = closed
+        self.reset = reset
+        return self
+
+
+@dataclass
+class RawResponse:
+    """A response parsed from raw bytes; `body` is as on the wire (still chunked if it was)."""
+
+    status: int
+    reason: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        values = self.headers_named(name)
+        return values[0] if values else None
+
+    def headers_named(self, name: str) -> list[str]:
+        return [value for key, value in self.headers if key.lower() == name.lower()]
+
+
+def parse_head(data: bytes) -> tuple[RawResponse, bytes]:
+    """Split one response head off `data`; returns it (body empty) and the bytes after it."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        raise AssertionError(f"no complete response head in {data[:300]!r}")
+    lines = data[:end].decode("latin-1").split("\r\n")
+    version, status, *reason = lines[0].split(" ", 2)
+    if not version.startswith("HTTP/1."):
+        raise AssertionError(f"not an HTTP/1.x status line: {lines[0]!r}")
+    headers = []
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers.append((name, value.strip()))
+    return RawResponse(int(status), reason[0] if reason else "", headers, b""), data[end + 4 :]
+
+
+def parse_responses(data: bytes, count: int, head_request: bool = False) -> list[RawResponse]:
+    """Split `count` consecutive responses (Content-Length or chunked framed) off `data`."""
+    responses = []
+    rest = data
+    for _ in range(count):
+        response, rest = parse_head(rest)
+        length = response.header("Content-Length")
+        if head_request or response.status in (204, 304) or 100 <= response.status < 200:
+            size = 0
+        elif response.header("Transfer-Encoding") == "chunked":
+            _, terminated, size = dechunk(rest)
+            if not terminated:
+                raise AssertionError(f"chunked body not terminated: {rest[:300]!r}")
+        elif length is not None:
+            size = int(length)
+        else:
+            size = len(rest)
+        response.body = rest[:size]
+        rest = rest[size:]
+        responses.append(response)
+    if rest:
+        raise AssertionError(f"{len(rest)} unexpected bytes after {count} responses: {rest[:200]!r}")
+    return responses
+
+
+def parse_response(data: bytes) -> RawResponse:
+    """One response whose body runs to the end of `data` (however it was framed)."""
+    response, rest = parse_head(data)
+    response.body = rest
+    return response
+
+
+def dechunk(data: bytes) -> tuple[bytes, bool, int]:
+    """Decode a chunked body: (payload, whether the last chunk arrived, bytes consumed)."""
+    payload = bytearray()
+    pos = 0
+    while True:
+        line_end = data.find(b"\r\n", pos)
+        if line_end < 0:
+            return bytes(payload), False, pos
+        size = int(data[pos:line_end].split(b";")[0], 16)
+        start = line_end + 2
+        if size == 0:
+            # The last chunk, then (no trailers here) the empty line.
+            if data[start : start + 2] != b"\r\n":
+                return bytes(payload), False, pos
+            return bytes(payload), True, start + 2
+        if len(data) < start + size + 2:
+            payload += data[start : start + size]
+            return bytes(payload), False, len(data)
+        payload += data[start : start + size]
+        if data[start + size : start + size + 2] != b"\r\n":
+            raise AssertionError(f"chunk of {size} bytes not followed by CRLF")
+        pos = start + size + 2
+
+
+def read_until_closed(sock: socket.socket, timeout: float, stop_at: bytes | None = None) -> Received:
+    """Read until the peer closes, `timeout` seconds pass, or `stop_at` arrives."""
+    deadline = time.monotonic() + timeout
+    chunks = bytearray()
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return Received(bytes(chunks), closed=False, reset=False)
+        sock.settimeout(remaining)
+        try:
+            data = sock.recv(1 << 16)
+        except TimeoutError:
+            return Received(bytes(chunks), closed=False, reset=False)
+        except ConnectionResetError:
+            return Received(bytes(chunks), closed=True, reset=True)
+        if not data:
+            return Received(bytes(chunks), closed=True, reset=False)
+        chunks += data
+        if stop_at is not None and stop_at in chunks:
+            return Received(bytes(chunks), closed=False, reset=False)
+
+
+@dataclass
+class Front:
+    """A way into the daemon, as a client sees it."""
+
+    kind: str
+    daemon: Daemon
+    host: str
+    port: int
+    extra: dict[str, Any] = field(default_factory=dict)
+    last_local_port: int = 0  # the client port of the latest raw() connection
+
+    # -- HTTP ----------------------------------------------------------------------------------
+
+    def connection(self, timeout: float = 30.0) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+
+    @contextlib.contextmanager
+    def stream(
+        self,
+        method: str = "GET",
+        path: str = "/",
+        body: bytes | Iterable[bytes] | None = None,
+        headers: HeaderArg = None,
+        chunked: bool = False,
+        timeout: float = 30.0,
+    ) -> Iterator[http.client.HTTPResponse]:
+        """Send a request and yield the response unread, for bodies too large to hold."""
+        conn = self.connection(timeout)
+        try:
+            conn.putrequest(method, path, skip_accept_encoding=True)
+            pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers or [])
+            names = {name.lower() for name, _ in pairs}
+            for name, value in pairs:
+                conn.putheader(name, value)
+            if chunked:
+                conn.putheader("Transfer-Encoding", "chunked")
+            elif isinstance(body, bytes) and "content-length" not in names:
+                conn.putheader("Content-Length", str(len(body)))
+            conn.endheaders(body, encode_chunked=chunked)  # type: ignore[arg-type]
+            yield conn.getresponse()
+        finally:
+            conn.close()
+
+    def request(
+        self,
+        method: str = "GET",
+        path: str = "/",
+        body: bytes | Iterable[bytes] | None = None,
+        headers: HeaderArg = None,
+        chunked: bool = False,
+        timeout: float = 30.0,
+    ) -> Response:
+        """One request on a fresh connection; repeated header names are allowed in a list."""
+        with self.stream(method, path, body, headers, chunked, timeout) as resp:
+            return Response(resp.status, resp.reason, resp.getheaders(), resp.read())
+
+    def connect(self, timeout: float = 10.0) -> socket.socket:
+        sock = socket.create_connection((self.host, self.port), timeout=timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    def raw(
+        self,
+        data: bytes,
+        timeout: float = 5.0,
+        half_close: bool = False,
+        stop_at: bytes | None = None,
+    ) -> Received:
+        """Send `data` on a fresh connection and read until the server closes or `timeout`.
+
+        The bytes are sent from another thread while this one reads, so a server that answers
+        and closes before taking everything is still heard.
+        """
+        with self.connect(timeout) as sock:
+            self.last_local_port = sock.getsockname()[1]
+
+            def send() -> None:
+                with contextlib.suppress(OSError):
+                    sock.sendall(data)
+                    if half_close:
+                        sock.shutdown(socket.SHUT_WR)
+
+            sender = threading.Thread(target=send, daemon=True)
+            sender.start()
+            received = read_until_closed(sock, timeout, stop_at)
+            sender.join(timeout)
+            return received
+
+    # -- what the servers said -----------------------------------------------------------------
+
+    def log(self) -> str:
+        return self.daemon.log()
+
+    def wait_log(self, pattern: str, timeout: float = 10.0, count: int = 1) -> list[str]:
+        return self.daemon.wait_log(pattern, timeout=timeout, count=count)
+
+    def stop(self) -> None:
+        self.daemon.stop()
+
+
+def _processes(flags: Sequence[str]) -> int:
+    for index, flag in enumerate(flags):
+        if flag == "--processes":
+            return int(flags[index + 1])
+        if flag.startswith("--processes="):
+            return int(flag.split("=", 1)[1])
+    return 1
+
+
+def start_front(kind: str, tmp_path: Path, app: str, *flags: str) -> Front:
+    """Start the daemon serving `app` (a file in tests/functional/apps) behind front end `kind`."""
+    if kind == "direct":
+        daemon = start_daemon(tmp_path, app, *flags, wait_ready=_processes(flags))
+        return Front(kind, daemon, daemon.host, daemon.port)
+    raise ValueError(f"unknown front end {kind!r}")
+
+
+def front_fixture(app: str, *flags: str, kinds: Sequence[str] = FRONT_ENDS) -> Any:
+    """A module-scoped fixture `front`: one daemon (per front end) for the whole module."""
+
+    @pytest.fixture(scope="module", params=list(kinds), name="front")
+    def front(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
+        started = start_front(request.param, tmp_path_factory.mktemp(request.param), app, *flags)
+        try:
+            yield started
+        finally:
+            started.stop()
+
+    return front
+
+
+def wait_for_log_count(front: Front, text: str, count: int, timeout: float = 10.0) -> int:
+    """Wait until `text` occurs at least `count` times in the log; return the final count."""
+    wait_for(lambda: front.log().count(text) >= count, timeout, f"{count}x {text!r} in the log")
+    return front.log().count(text)
+
+
+def launcher_fixture(kinds: Sequence[str] = FRONT_ENDS) -> Any:
+    """A function-scoped fixture `launch(app, *flags)` for tests that need their own daemon
+    (different flags per test); everything it started is stopped at teardown."""
+
+    @pytest.fixture(params=list(kinds), name="launch")
+    def launch(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+        started: list[Front] = []
+
+        def start(app: str, *flags: str) -> Front:
+            front = start_front(request.param, tmp_path, app, *flags)
+            started.append(front)
+            return front
+
+        try:
+            yield start
+        finally:
+            for front in started:
+                front.stop()
+
+    return launch
