@@ -83,14 +83,19 @@ def test_killed_worker_is_replaced_and_reason_logged(serve: Serve) -> None:
     daemon.wait_log(rf"pid {before[0]}\) was killed by SIGKILL — perhaps out of memory")
 
 
+VERSIONED_SOURCE = (
+    "import os\n"
+    "VERSION = b'{}'\n"
+    "def application(environ, start_response):\n"
+    "    body = VERSION + b' %d' % os.getpid()\n"
+    "    start_response('200 OK', [('Content-Length', str(len(body)))])\n"
+    "    return [body]\n"
+)
+
+
 def test_sighup_reloads_changed_code_with_zero_failures(serve: Serve, tmp_path: Path) -> None:
     script = tmp_path / "versioned.wsgi"
-    source = (
-        "VERSION = b'{}'\n"
-        "def application(environ, start_response):\n"
-        "    start_response('200 OK', [('Content-Length', str(len(VERSION)))])\n"
-        "    return [VERSION]\n"
-    )
+    source = VERSIONED_SOURCE
     script.write_text(source.format("one"))
     daemon = serve(script, "--processes", "2", "--threads", "4", wait_ready=2)
     old = daemon.worker_pids()
@@ -98,13 +103,35 @@ def test_sighup_reloads_changed_code_with_zero_failures(serve: Serve, tmp_path: 
     wait_for(lambda: load.done > 100, 20, "load before the reload")
     script.write_text(source.format("two"))
     os.kill(daemon.pid, signal.SIGHUP)
+    wait_for(
+        lambda: any(body.startswith(b"two") for body in load.result.bodies),
+        30,
+        "the new code to be served",
+    )
     wait_for(lambda: not set(old) & set(daemon.worker_pids()), 30, "old workers gone")
     mark = len(load.result.bodies)
     wait_for(lambda: load.done > mark + 200, 20, "load after the reload")
     result = load.stop()
     assert result.failures == [], result.failures[:5]
-    assert set(result.bodies[mark:]) == {b"two"}
-    assert len(daemon.worker_pids()) == 2
+    assert {body.split()[0] for body in result.bodies[mark:]} == {b"two"}
+
+
+def test_sighup_replaces_the_standby_worker_too(serve: Serve, tmp_path: Path) -> None:
+    script = tmp_path / "versioned.wsgi"
+    script.write_text(VERSIONED_SOURCE.format("one"))
+    daemon = serve(script, "--maximum-requests", "3", wait_ready=1)
+
+    def standby() -> list[int]:
+        return [pid for pid in daemon.worker_pids() if "standby" in cmdline(pid)]
+
+    (old_standby,) = wait_for(standby, 10, "the standby worker")
+    script.write_text(VERSIONED_SOURCE.format("two"))
+    os.kill(daemon.pid, signal.SIGHUP)
+    # It holds the old code, so it goes, and a standby with the new code takes its place.
+    wait_for(lambda: not alive(old_standby), 10, "the old standby to exit")
+    wait_for(lambda: standby() and standby() != [old_standby], 10, "a new standby")
+    bodies = [daemon.request().body.split()[0] for _ in range(8)]
+    assert set(bodies[-3:]) == {b"two"}, bodies
 
 
 def test_sigusr1_restarts_workers_gracefully(serve: Serve) -> None:

@@ -37,6 +37,15 @@ class AppContext:
     run_once: bool
 
 
+def application_group_name(configured: str) -> str:
+    """The interpreter name mod_wsgi reports for a configured application group.
+
+    ``%{GLOBAL}`` is the main interpreter, whose name is the empty string; mod_wsgi expands
+    the name before it reaches ``mod_wsgi.application_group``. Other names pass unchanged.
+    """
+    return "" if configured == "%{GLOBAL}" else configured
+
+
 def static_environ(context: AppContext) -> dict[str, Any]:
     return {
         "wsgi.version": (1, 0),
@@ -46,7 +55,7 @@ def static_environ(context: AppContext) -> dict[str, Any]:
         "wsgi.input_terminated": True,
         "wsgi.file_wrapper": FileWrapper,
         "mod_wsgi.process_group": context.process_group,
-        "mod_wsgi.application_group": context.application_group,
+        "mod_wsgi.application_group": application_group_name(context.application_group),
         "mod_wsgi.callable_object": context.callable_object,
         "mod_wsgi.request_handler": "wsgi-script",
         "mod_wsgi.handler_script": "",

@@ -23,13 +23,24 @@ def configure_logging(level: str = "info") -> None:
 
 
 class ErrorStream:
-    """A line-buffered text stream whose lines go to the log with the request's context."""
+    """A line-buffered text stream whose lines go to the log with the request's context.
+
+    Like mod_wsgi's Log object it is closed when the request ends: a last line without a
+    newline is logged then, and writing to it afterwards is an error rather than a line that
+    would be attributed to a request that is over.
+    """
 
     def __init__(self, context: str) -> None:
         self._context = context
         self._pending = ""
+        self._expired = False
+
+    def _check_open(self, operation: str) -> None:
+        if self._expired:
+            raise RuntimeError(f"{operation}() called on wsgi.errors after request completed")
 
     def write(self, text: str) -> int:
+        self._check_open("write")
         if not isinstance(text, str):
             raise TypeError(f"wsgi.errors.write() argument must be str, not {type(text).__name__}")
         data = self._pending + text
@@ -43,9 +54,17 @@ class ErrorStream:
             self.write(line)
 
     def flush(self) -> None:
+        self._check_open("flush")
         if self._pending:
             log.error("[wsgi:error] %s%s", self._context, self._pending)
             self._pending = ""
 
+    @property
+    def closed(self) -> bool:
+        return self._expired
+
     def close(self) -> None:
-        self.flush()
+        """Log what is left of an unterminated line; later writes raise RuntimeError."""
+        if not self._expired:
+            self.flush()
+            self._expired = True

@@ -73,6 +73,11 @@ class Slot:
     outgoing: list[WorkerProcess] = field(default_factory=list)
 
 
+def backoff(failures: int) -> float:
+    """Seconds to wait before the next start after `failures` failed starts in a row."""
+    return float(min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** (failures - 1)))
+
+
 def describe_status(status: int) -> str:
     if os.WIFSIGNALED(status):
         signum = os.WTERMSIG(status)
@@ -113,6 +118,7 @@ class Master:
         self.standby: WorkerProcess | None = None
         self.standby_not_before = 0.0
         self.keeps_standby = self.options.maximum_requests > 0
+        self.standby_failures = 0
         self.scoreboard_full_logged = False
         self.wakeup_r, self.wakeup_w = socket.socketpair()
 
@@ -217,11 +223,14 @@ class Master:
 
     def on_worker_exit(self, worker: WorkerProcess, status: int) -> None:
         how = describe_status(status)
-        if worker is self.standby:
-            self.standby = None
-            if not self.stopping:
-                self.standby_not_before = time.monotonic() + BACKOFF_FIRST
-                log.error("standby worker (pid %d) %s", worker.pid, how)
+        if worker.number == 0:
+            if worker is self.standby:
+                self.standby = None
+            if not self.stopping and not worker.ready:
+                self.standby_failures += 1
+                delay = backoff(self.standby_failures)
+                self.standby_not_before = time.monotonic() + delay
+                log.error("standby worker (pid %d) %s; next one in %gs", worker.pid, how, delay)
             return
         slot = self.slots[worker.number - 1]
         if worker in slot.outgoing:
@@ -248,7 +257,7 @@ class Master:
             slot.not_before = 0.0
             return
         slot.failures += 1
-        delay = min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** (slot.failures - 1))
+        delay = backoff(slot.failures)
         slot.not_before = time.monotonic() + delay
         log.error(
             "worker %d (pid %d) %s before it was ready; restarting it in %gs",
@@ -274,6 +283,7 @@ class Master:
         if message == control.READY:
             worker.ready = True
             if worker is self.standby:
+                self.standby_failures = 0
                 return
             slot = self.slots[worker.number - 1]
             slot.failures = 0
@@ -316,6 +326,10 @@ class Master:
             self.retire_queue.append(slot)
 
     def queue_all(self, drain_timeout: float) -> None:
+        # A standby forked before now holds the old code: replace it too.
+        if self.standby is not None:
+            self.kill(self.standby, signal.SIGTERM)
+            self.standby = None
         for slot in self.slots:
             self.queue_retire(slot, drain_timeout)
 
@@ -371,7 +385,7 @@ class Master:
             self.keeps_standby
             and self.standby is None
             and now >= self.standby_not_before
-            and all(slot.current is not None for slot in self.slots)
+            and all(slot.current is not None and slot.current.ready for slot in self.slots)
         ):
             self.standby = self.spawn(0)
         self.advance_replacements(now)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol
 
+from wsgidaemon.gateway.errorlog import ErrorStream
 from wsgidaemon.gateway.filewrapper import FileWrapper
 
 log = logging.getLogger("wsgidaemon")
@@ -25,8 +26,10 @@ log = logging.getLogger("wsgidaemon")
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType]
 Headers = list[tuple[str, str]]
 
-_STATUS = re.compile(r"^[0-9]{3} [^\x00-\x1f\x7f]*$")
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+# Patterns are matched with fullmatch(): "$" would also match before a trailing newline.
+_STATUS = re.compile(r"[0-9]{3} [^\x00-\x1f\x7f]*")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_DIGITS = re.compile(r"[0-9]+")
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 ERROR_PAGE = (
@@ -52,12 +55,27 @@ class ApplicationError(Exception):
     """start_response or the returned iterable broke the WSGI contract."""
 
 
+def _latin1(text: str) -> bool:
+    # PEP 3333: status and headers are native strings holding only latin-1 code points.
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def validate_status(status: Any) -> int:
     if not isinstance(status, str):
         raise TypeError(f"expected str object for status, value of type {type(status).__name__}")
-    if not _STATUS.match(status):
+    if not _STATUS.fullmatch(status):
         raise ValueError(f"status must be 3 digits, a space and a reason phrase: {status!r}")
-    return int(status[:3])
+    if not _latin1(status):
+        raise ValueError(f"status must contain only latin-1 characters: {status!r}")
+    code = int(status[:3])
+    if code < 200:
+        # The server sends the interim responses (100 Continue); an application cannot.
+        raise ValueError(f"status must be a final status, 200 or above: {status!r}")
+    return code
 
 
 def validate_headers(headers: Any) -> Headers:
@@ -69,21 +87,27 @@ def validate_headers(headers: Any) -> Headers:
         name, value = item
         if not isinstance(name, str) or not isinstance(value, str):
             raise TypeError(f"response header name and value must be str: {item!r}")
-        if not _TOKEN.match(name):
+        if not _TOKEN.fullmatch(name):
             raise ValueError(f"invalid response header name: {name!r}")
         if _BAD_VALUE.search(value):
             raise ValueError(f"control character in value of response header {name!r}")
+        if not _latin1(value):
+            raise ValueError(f"non latin-1 character in value of response header {name!r}")
     return headers
 
 
 def content_length(headers: Headers) -> int | None:
+    """The declared Content-Length; repeated headers must agree."""
+    length = None
     for name, value in headers:
         if name.lower() == "content-length":
-            text = value.strip()
-            if not text.isdigit():
+            text = value.strip(" \t")
+            if not _DIGITS.fullmatch(text):
                 raise ValueError(f"invalid Content-Length response header: {value!r}")
-            return int(text)
-    return None
+            if length is not None and int(text) != length:
+                raise ValueError(f"conflicting Content-Length response headers: {headers!r}")
+            length = int(text)
+    return length
 
 
 @dataclass
@@ -108,6 +132,7 @@ class Responder:
         self._headers: Headers = []
         self._length: int | None = None
         self._head_sent = False
+        self._excess_logged = False
 
     # -- the callables the application receives --------------------------------------------
 
@@ -138,16 +163,26 @@ class Responder:
 
     # -- sending -----------------------------------------------------------------------------
 
+    @property
+    def _bodyless(self) -> bool:
+        """A response that never has a body on the wire (RFC 9110 §6.4.1): its
+        Content-Length describes the body a GET would get, so nothing is enforced."""
+        return self.environ.get("REQUEST_METHOD") == "HEAD" or self.outcome.status in (204, 304)
+
     def _clip(self, data: bytes) -> bytes:
+        if self._bodyless:
+            return b""
         if self._length is None:
             return data
         room = self._length - self.outcome.bytes_sent
         if len(data) > room:
-            log.warning(
-                "Response content longer than Content-Length of %d for '%s'; excess dropped",
-                self._length,
-                self.environ.get("REQUEST_URI", ""),
-            )
+            if not self._excess_logged:
+                self._excess_logged = True
+                log.warning(
+                    "Response content longer than Content-Length of %d for '%s'; excess dropped",
+                    self._length,
+                    self.environ.get("REQUEST_URI", ""),
+                )
             return data[: max(room, 0)]
         return data
 
@@ -164,7 +199,11 @@ class Responder:
         self.sink.emit(head, data, end)
 
     def _finish(self) -> None:
-        if self._length is not None and self.outcome.bytes_sent < self._length:
+        if (
+            self._length is not None
+            and self.outcome.bytes_sent < self._length
+            and not self._bodyless
+        ):
             log.warning(
                 "Response content shorter than Content-Length of %d for '%s': %d bytes sent",
                 self._length,
@@ -196,6 +235,10 @@ class Responder:
                     close()
                 except Exception:
                     self._log_exception()
+            # The request is over (close() may still have logged to wsgi.errors).
+            errors = self.environ.get("wsgi.errors")
+            if isinstance(errors, ErrorStream):
+                errors.close()
         return self.outcome
 
     def _consume(self, iterable: Iterable[bytes]) -> None:
@@ -246,6 +289,9 @@ class Responder:
         if self._length is None:
             self._headers = [*self._headers, ("Content-Length", str(count))]
             self._length = count
+        if self._bodyless:
+            self._send_complete(b"")
+            return True
         head = (self._status, self._headers)
         self._head_sent = True
         self.sink.emit(head, b"", False)

@@ -27,17 +27,15 @@ class ThreadPool:
         self._running = 0
         self._stopping = False
         self._threads: list[threading.Thread] = []
-        previous = threading.stack_size(stack_size) if stack_size else None
-        try:
-            for index in range(size):
-                thread = threading.Thread(
-                    target=self._run, name=f"{name}-{index + 1}", args=(index + 1,), daemon=True
-                )
-                thread.start()
-                self._threads.append(thread)
-        finally:
-            if previous is not None:
-                threading.stack_size(previous)
+        if stack_size:
+            # Left in place, so threads the application starts get the same stack size.
+            threading.stack_size(stack_size)
+        for index in range(size):
+            thread = threading.Thread(
+                target=self._run, name=f"{name}-{index + 1}", args=(index + 1,), daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
 
     # The number of the thread running the current task (1-based), like mod_wsgi.thread_id.
     local = threading.local()

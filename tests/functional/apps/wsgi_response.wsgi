@@ -78,7 +78,9 @@ def application(environ, start_response):
     parts = environ["PATH_INFO"].split("/")
     action = parts[1] if len(parts) > 1 else ""
     tag = parts[2] if len(parts) > 2 else ""
-    query = dict(parse_qsl(environ["QUERY_STRING"], encoding="latin-1"))
+    # ?enc=utf-8 reads the other parameters as UTF-8, for text beyond latin-1.
+    encoding = "utf-8" if "enc=utf-8" in environ["QUERY_STRING"] else "latin-1"
+    query = dict(parse_qsl(environ["QUERY_STRING"], keep_blank_values=True, encoding=encoding))
 
     if action == "closed":
         with lock:
@@ -101,6 +103,21 @@ def application(environ, start_response):
     if action == "header-int":
         start_response("200 OK", text_plain([("X-Number", 5)]))
         return [b"int header accepted\n"]
+
+    if action == "cl-conflict":
+        start_response("200 OK", text_plain([("Content-Length", "5"), ("Content-Length", "6")]))
+        return [b"hello"]
+
+    if action == "cl-repeated":
+        start_response("200 OK", text_plain([("Content-Length", "5"), ("Content-Length", "5")]))
+        return [b"hello"]
+
+    if action == "bodyless":
+        # A Content-Length that describes the GET body, and (correctly) no body for HEAD or
+        # a 304; with ?body=1 the body is produced anyway and must not reach the client.
+        status = query.get("s", "200 OK")
+        start_response(status, text_plain([("Content-Length", "5")]))
+        return [b"hello" if query.get("body") or environ["REQUEST_METHOD"] == "GET" else b""]
 
     if action == "twice":
         start_response("200 OK", text_plain())
