@@ -16,9 +16,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from wsgidaemon.checkconfig import add_subcommand as add_check_config
     from wsgidaemon.gateway.serve import add_subcommand as add_serve
+    from wsgidaemon.shim.moduleconfig import add_subcommand as add_module_config
 
     add_serve(sub)
     add_check_config(sub)
+    add_module_config(sub)
     return parser
 
 

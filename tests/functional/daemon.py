@@ -124,6 +124,7 @@ def start_daemon(
     *flags: str,
     env: dict[str, str] | None = None,
     wait_ready: int | None = None,
+    listening: str = r"listening on http://127\.0\.0\.1:(\d+)/",
 ) -> Daemon:
     script = Path(app) if os.path.isabs(str(app)) else APPS / app
     log_path = tmp_path / f"daemon-{time.monotonic_ns()}.log"
@@ -139,8 +140,9 @@ def start_daemon(
         )
     daemon = Daemon(proc, log_path)
     try:
-        (port,) = daemon.wait_log(r"listening on http://127\.0\.0\.1:(\d+)/")
-        daemon.port = int(port)
+        (found,) = daemon.wait_log(listening)
+        if found.isdigit():
+            daemon.port = int(found)
         if wait_ready:
             daemon.wait_log(r"worker \d+ \(pid \d+\) accepting requests", count=wait_ready)
     except BaseException:

@@ -138,10 +138,8 @@ def dechunk(data: bytes) -> tuple[bytes, bool, int]:
         pos = start + size + 2
 
 
-def read_until_closed(
-    sock: socket.socket, timeout: float, stop_at: bytes | None = None
-) -> Received:
-    """Read until the peer closes, `timeout` seconds pass, or `stop_at` arrives."""
+def read_until_closed(sock: socket.socket, timeout: float) -> Received:
+    """Read until the peer closes the connection or `timeout` seconds pass."""
     deadline = time.monotonic() + timeout
     chunks = bytearray()
     while True:
@@ -158,8 +156,47 @@ def read_until_closed(
         if not data:
             return Received(bytes(chunks), closed=True, reset=False)
         chunks += data
-        if stop_at is not None and stop_at in chunks:
-            return Received(bytes(chunks), closed=False, reset=False)
+
+
+def read_response(
+    sock: socket.socket, buffer: bytearray, timeout: float = 10.0, head_request: bool = False
+) -> RawResponse:
+    """Read one complete response from a kept-alive connection; bytes after it stay in
+    `buffer`. Fails if the connection ends or `timeout` passes first."""
+    deadline = time.monotonic() + timeout
+
+    def more() -> None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(f"timed out waiting for a response; have {bytes(buffer)[:300]!r}")
+        sock.settimeout(remaining)
+        data = sock.recv(1 << 16)
+        if not data:
+            raise AssertionError(f"connection closed mid-response; have {bytes(buffer)[:300]!r}")
+        buffer.extend(data)
+
+    while b"\r\n\r\n" not in buffer:
+        more()
+    response, rest = parse_head(bytes(buffer))
+    head_size = len(buffer) - len(rest)
+    if head_request or response.status in (204, 304) or response.status < 200:
+        size = 0
+    elif response.header("Transfer-Encoding") == "chunked":
+        while True:
+            _, terminated, size = dechunk(bytes(buffer[head_size:]))
+            if terminated:
+                break
+            more()
+    else:
+        length = response.header("Content-Length")
+        if length is None:
+            raise AssertionError("a kept-alive response needs Content-Length or chunked")
+        size = int(length)
+        while len(buffer) < head_size + size:
+            more()
+    response.body = bytes(buffer[head_size : head_size + size])
+    del buffer[: head_size + size]
+    return response
 
 
 @dataclass
@@ -170,7 +207,7 @@ class Front:
     daemon: Daemon
     host: str
     port: int
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # whatever a front end needs to keep
     last_local_port: int = 0  # the client port of the latest raw() connection
 
     # -- HTTP ----------------------------------------------------------------------------------
@@ -223,13 +260,7 @@ class Front:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
 
-    def raw(
-        self,
-        data: bytes,
-        timeout: float = 5.0,
-        half_close: bool = False,
-        stop_at: bytes | None = None,
-    ) -> Received:
+    def raw(self, data: bytes, timeout: float = 5.0, half_close: bool = False) -> Received:
         """Send `data` on a fresh connection and read until the server closes or `timeout`.
 
         The bytes are sent from another thread while this one reads, so a server that answers
@@ -246,7 +277,7 @@ class Front:
 
             sender = threading.Thread(target=send, daemon=True)
             sender.start()
-            received = read_until_closed(sock, timeout, stop_at)
+            received = read_until_closed(sock, timeout)
             sender.join(timeout)
             return received
 
@@ -282,9 +313,9 @@ class Front:
     def settle(self, timeout: float = 5.0) -> bool:
         """Wait until every worker the master started has finished starting.
 
-        A worker that receives SIGTERM while it is still starting loses the signal and is
-        only killed after shutdown-timeout (reported as a master bug); stopping a settled
-        daemon avoids spending those seconds in teardown.
+        A SIGTERM that reaches a worker before it has installed its own handlers used to be
+        lost, so stopping the daemon then cost the whole shutdown-timeout. Stopping a settled
+        daemon keeps teardown quick whatever the master does.
         """
         if self.kind != "direct":
             return True
@@ -335,12 +366,6 @@ def front_fixture(app: str, *flags: str, kinds: Sequence[str] = FRONT_ENDS) -> A
             started.stop()
 
     return front
-
-
-def wait_for_log_count(front: Front, text: str, count: int, timeout: float = 10.0) -> int:
-    """Wait until `text` occurs at least `count` times in the log; return the final count."""
-    wait_for(lambda: front.log().count(text) >= count, timeout, f"{count}x {text!r} in the log")
-    return front.log().count(text)
 
 
 def launcher_fixture(kinds: Sequence[str] = FRONT_ENDS) -> Any:

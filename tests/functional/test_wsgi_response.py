@@ -3,6 +3,7 @@ daemon, with mod_wsgi's validation rules, and what a client sees when a response
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import re
@@ -245,6 +246,12 @@ def test_head_of_a_file_wrapper_response(front: Front) -> None:
 # -- write() and iterables --------------------------------------------------------------------
 
 
+def test_start_response_from_the_first_iteration(front: Front) -> None:
+    response = front.request("GET", "/lazy-start")
+    assert (response.status, response.header("X-Lazy")) == (202, "1")
+    assert response.body == b"started late\n"
+
+
 def test_write_callable_alone(front: Front) -> None:
     response = front.request("GET", "/write")
     assert response.status == 200
@@ -323,13 +330,27 @@ def test_close_is_always_called(front: Front, action: str, status: int) -> None:
     wait_closed(front, tag)
 
 
+def test_close_raising_is_logged_and_the_response_stands(front: Front) -> None:
+    tag = unique("cr")
+    mark = front.log_mark()
+    response = front.request("GET", f"/close-raises/{tag}")
+    assert (response.status, response.body) == (200, b"complete")
+    front.wait_log_since(mark, rf"RuntimeError: close failed {tag}")
+    wait_closed(front, tag)
+
+
 def test_close_is_called_when_the_client_goes_away(front: Front) -> None:
     tag = unique("gone")
+    mark = front.log_mark()
     with front.stream("GET", f"/close-endless/{tag}", timeout=10) as response:
         assert response.status == 200
         assert len(response.read(1 << 20)) == 1 << 20
     # The client hung up with most of a 1 GiB response unsent: the application must be told.
     wait_closed(front, tag)
+    # ... and it is not the application's fault: no traceback blaming the script.
+    log = front.log_since(mark)
+    assert f"Client closed the connection before the response to '/close-endless/{tag}'" in log
+    assert APP_ERROR not in log, log
 
 
 # -- errors from the application --------------------------------------------------------------
@@ -340,12 +361,7 @@ def test_exception_before_headers_is_500_with_traceback_in_log(front: Front) -> 
     mark = front.log_mark()
     response = front.request("GET", f"/raise-before/{tag}")
     assert response.status == 500
-    assert (
-        response.header(
-            "Content-Type",
-        )
-        is not None
-    )
+    assert response.header("Content-Type") == "text/html; charset=iso-8859-1"
     assert b"Internal Server Error" in response.body
     assert tag.encode() not in response.body  # no details leak to the client
     front.wait_log_since(mark, f"{APP_ERROR} '{re.escape(str(SCRIPT))}'")
@@ -395,6 +411,16 @@ def test_file_wrapper_with_a_regular_file(
     assert response.body == expected
 
 
+def test_file_wrapper_shorter_than_its_content_length_is_cut_short(front: Front) -> None:
+    size = SCRIPT.stat().st_size
+    mark = front.log_mark()
+    received = get_raw(front, f"/file?length={size + 1000}")
+    response = parse_response(received)
+    assert response.header("Content-Length") == str(size + 1000)
+    assert response.body == SCRIPT.read_bytes()
+    front.wait_log_since(mark, rf"shorter than Content-Length of {size + 1000}")
+
+
 def test_file_wrapper_with_a_file_like_object(front: Front) -> None:
     tag = unique("reader")
     response = front.request("GET", f"/filelike/{tag}")
@@ -410,8 +436,6 @@ def test_file_wrapper_with_a_file_like_object(front: Front) -> None:
 def test_large_generator_download(front: Front) -> None:
     mib = 64
     expected = _sha256_of_big(mib)
-    import hashlib
-
     digest = hashlib.sha256()
     size = 0
     with front.stream("GET", f"/big/{mib}", timeout=60) as response:
@@ -429,8 +453,6 @@ def test_large_generator_download(front: Front) -> None:
 
 def _sha256_of_big(mib: int) -> str:
     """What /big/<mib> sends: block i is i as 8 big-endian bytes, 8192 times."""
-    import hashlib
-
     digest = hashlib.sha256()
     for index in range(mib * 16):
         digest.update(index.to_bytes(8, "big") * 8192)

@@ -107,3 +107,38 @@ def test_absolute_form_target_names_the_server() -> None:
     )
     assert (environ["SERVER_NAME"], environ["SERVER_PORT"]) == ("other.example", "81")
     assert (environ["PATH_INFO"], environ["QUERY_STRING"]) == ("/p", "q")
+
+
+def test_wire_environ_turns_apache_variables_into_wsgi() -> None:
+    from wsgidaemon.gateway.environ import wire_cgi_environ
+
+    environ = wire_cgi_environ(
+        (
+            (b"REQUEST_METHOD", b"GET"),
+            (b"SCRIPT_NAME", b"/app"),
+            (b"HTTPS", b"on"),
+            (b"SCRIPT_FILENAME", "/srv/caf\u00e9.wsgi".encode()),
+            (b"HTTP_X_LATIN", b"caf\xe9"),
+            (b"mod_wsgi.request_start", b"1700000000123456"),
+            (b"mod_wsgi.queue_start", b"1700000000223456"),
+            (b"mod_wsgi.apache_version", b"2.4.62"),
+            (b"mod_wsgi.script_reloading", b"1"),
+            (b"mod_wsgi.process_group", b"site"),
+        )
+    )
+    assert environ["wsgi.url_scheme"] == "https" and "HTTPS" not in environ
+    assert environ["SCRIPT_FILENAME"] == "/srv/caf\u00e9.wsgi"
+    assert environ["HTTP_X_LATIN"] == "caf\xe9"
+    assert environ["mod_wsgi.request_start"] == pytest.approx(1700000000.123456)
+    assert environ["mod_wsgi.queue_start"] == pytest.approx(1700000000.223456)
+    assert environ["apache.version"] == (2, 4, 62)
+    assert "mod_wsgi.script_reloading" not in environ
+    assert environ["mod_wsgi.process_group"] == "site"
+    assert (environ["PATH_INFO"], environ["QUERY_STRING"]) == ("", "")
+
+
+def test_wire_environ_plain_http() -> None:
+    from wsgidaemon.gateway.environ import wire_cgi_environ
+
+    assert wire_cgi_environ(((b"HTTPS", b"off"),))["wsgi.url_scheme"] == "http"
+    assert wire_cgi_environ(())["wsgi.url_scheme"] == "http"

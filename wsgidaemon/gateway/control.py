@@ -2,7 +2,8 @@
 
 The worker tells the master when it is ready, when it has stopped accepting on its own
 (maximum-requests reached: RETIRING) and when it would like a rolling replacement (REPLACE).
-The master tells a standby worker which worker number to take over (ACCEPT). The master's
+The master tells a standby worker which worker number to take over (ACCEPT), and a worker to
+finish its requests and exit within a time (DRAIN). The master's
 end closing tells the worker the master is gone (even after SIGKILL), which is how workers
 never outlive their master.
 """
@@ -16,10 +17,15 @@ READY = b"ready"
 RETIRING = b"retiring"
 REPLACE = b"replace"
 ACCEPT = b"accept"
+DRAIN = b"drain"
 
 
 def accept_message(number: int) -> bytes:
     return ACCEPT + b" %d" % number
+
+
+def drain_message(timeout: float) -> bytes:
+    return DRAIN + b" %r" % timeout
 
 
 def control_pair() -> tuple[socket.socket, socket.socket]:

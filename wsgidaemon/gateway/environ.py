@@ -9,6 +9,7 @@ impersonate `X-Foo`; `Proxy` is never exposed (httpoxy); repeated headers are jo
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -85,6 +86,15 @@ def normalize_path(raw: bytes) -> str:
     return _SLASHES.sub("/", "/".join(segments))
 
 
+def canonical_host(name: str) -> str:
+    """A host name as Apache keeps it for SERVER_NAME: lower case, without a trailing dot.
+    IP literals in brackets are left alone."""
+    if name.startswith("["):
+        return name
+    name = name.lower()
+    return name[:-1] if name.endswith(".") else name
+
+
 def split_target(target: bytes) -> tuple[bytes, bytes]:
     """(path, query) of a request target in origin or absolute form."""
     if target.startswith((b"http://", b"https://")):
@@ -156,9 +166,43 @@ def http_cgi_environ(
     if host:
         host_name, sep, host_port = host.rpartition(":")
         if sep and host_port.isdigit() and not host_name.endswith(":"):
-            server_name, server_port = host_name, host_port
+            server_name, server_port = canonical_host(host_name), host_port
         else:
-            server_name = host
+            server_name = canonical_host(host)
     environ["SERVER_NAME"] = server_name
     environ["SERVER_PORT"] = server_port
+    return environ
+
+
+# Paths Apache hands over as file system bytes rather than latin-1 text.
+_FILESYSTEM_KEYS = frozenset({"SCRIPT_FILENAME", "DOCUMENT_ROOT", "CONTEXT_DOCUMENT_ROOT"})
+_MICROSECOND_KEYS = ("mod_wsgi.request_start", "mod_wsgi.queue_start")
+
+
+def wire_cgi_environ(pairs: tuple[tuple[bytes, bytes], ...]) -> dict[str, Any]:
+    """The environ part Apache computed, from the shim's REQUEST_HEAD (docs/wire-protocol.md)."""
+    environ: dict[str, Any] = {}
+    for raw_key, raw_value in pairs:
+        key = raw_key.decode("latin-1")
+        environ[key] = (
+            os.fsdecode(raw_value) if key in _FILESYSTEM_KEYS else raw_value.decode("latin-1")
+        )
+    for key in _MICROSECOND_KEYS:
+        value = environ.get(key)
+        if value is not None:
+            try:
+                environ[key] = int(value) / 1e6  # mod_wsgi 6: float seconds
+            except ValueError:
+                del environ[key]
+    https = environ.pop("HTTPS", "")
+    environ["wsgi.url_scheme"] = "https" if https.lower() in ("on", "1") else "http"
+    version = environ.pop("mod_wsgi.apache_version", None)
+    if version:
+        environ["apache.version"] = tuple(
+            int(part) for part in version.split(".") if part.isdigit()
+        )
+    # Carriers for the daemon, hidden from the application as mod_wsgi 6 hides its x- keys.
+    environ.pop("mod_wsgi.script_reloading", None)
+    for key in ("SCRIPT_NAME", "PATH_INFO", "QUERY_STRING"):
+        environ.setdefault(key, "")
     return environ

@@ -1,7 +1,7 @@
 """One HTTP/1.1 client connection in a worker: an asyncio protocol around the sans-I/O
-`ServerConnection`, handing each request to the thread pool as an `Exchange`.
+`ServerConnection`, handing each request to the thread pool as an `HTTPExchange`.
 
-Threads: everything on `HTTPChannel` runs on the event loop thread. `Exchange.emit`,
+Threads: everything on `HTTPChannel` runs on the event loop thread. `HTTPExchange.emit`,
 `sendfile` and `abort` are called from the application's thread; they only wait on the write
 gate and schedule work on the loop. The connection object is never touched off the loop.
 """
@@ -18,8 +18,9 @@ import select
 import socket
 import struct
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from wsgidaemon.gateway.environ import http_cgi_environ
 from wsgidaemon.gateway.flow import WriteGate
 from wsgidaemon.gateway.input import RequestInput
 from wsgidaemon.protocol import (
@@ -43,6 +44,9 @@ log = logging.getLogger("wsgidaemon")
 # An unread request body left after the response is read and thrown away up to this size so
 # the connection can be kept; beyond it closing is cheaper.
 DISCARD_LIMIT = 1 << 20
+# While draining, a keep-alive connection with no request for this long is closed: a client
+# that is still using it has sent its next request by then (answered with Connection: close).
+DRAIN_IDLE_GRACE = 1.0
 SENDFILE_BLOCK = 256 << 10
 
 
@@ -99,8 +103,8 @@ def encode_head(status: str, headers: Headers) -> tuple[int, bytes, list[tuple[b
     return int(status[:3]), status[4:].encode("latin-1"), encoded
 
 
-class Exchange:
-    """One request and its response; the `ResponseSink` the WSGI layer writes to."""
+class HTTPExchange:
+    """One HTTP request and its response: an `Exchange` for the worker."""
 
     def __init__(self, channel: HTTPChannel, head: RequestHead, received_at: float) -> None:
         self.channel = channel
@@ -114,6 +118,13 @@ class Exchange:
         self.head_sent = False
         self.response_done = False
         self.close_delimited = False
+
+    @property
+    def client(self) -> str:
+        return f"{self.channel.peer[0]}:{self.channel.peer[1]}"
+
+    def cgi_environ(self) -> dict[str, Any]:
+        return http_cgi_environ(self.head, self.channel.local, self.channel.peer)
 
     def _want_continue(self) -> None:
         self.channel.loop.call_soon_threadsafe(self.channel.on_continue, self)
@@ -174,7 +185,7 @@ class HTTPChannel(asyncio.Protocol):
         self.conn = ServerConnection(worker.http_limits)
         self.gate = WriteGate()
         self.transport: asyncio.Transport | None = None
-        self.exchange: Exchange | None = None
+        self.exchange: HTTPExchange | None = None
         self.peer: tuple[str, int] = ("", 0)
         self.local: tuple[str, int] = ("", 0)
         self.closed = False
@@ -183,7 +194,9 @@ class HTTPChannel(asyncio.Protocol):
         self.reading_paused = False
         self.idle_since = time.monotonic()
         self.discarded = 0
-        self.sendfile_waiter: tuple[Exchange, concurrent.futures.Future[int | None]] | None = None
+        self.sendfile_waiter: tuple[HTTPExchange, concurrent.futures.Future[int | None]] | None = (
+            None
+        )
 
     # -- asyncio callbacks --------------------------------------------------------------------
 
@@ -259,7 +272,7 @@ class HTTPChannel(asyncio.Protocol):
                 return
 
     def _begin(self, head: RequestHead) -> None:
-        self.exchange = Exchange(self, head, time.time())
+        self.exchange = HTTPExchange(self, head, time.time())
         self.discarded = 0
         if self.draining:
             self.conn.close_after_response()
@@ -321,9 +334,9 @@ class HTTPChannel(asyncio.Protocol):
     def resume_reading_threadsafe(self) -> None:
         self.loop.call_soon_threadsafe(self._resume_reading)
 
-    # -- writing responses (loop thread, scheduled by Exchange) -------------------------------
+    # -- writing responses (loop thread, scheduled by HTTPExchange) ---------------------------
 
-    def on_continue(self, exchange: Exchange) -> None:
+    def on_continue(self, exchange: HTTPExchange) -> None:
         if exchange is self.exchange and not exchange.head_sent and not self.closed:
             data = self.conn.send_continue()
             if data and self.transport is not None:
@@ -331,7 +344,7 @@ class HTTPChannel(asyncio.Protocol):
 
     def on_emit(
         self,
-        exchange: Exchange,
+        exchange: HTTPExchange,
         prepared: tuple[int, bytes, list[tuple[bytes, bytes]]] | None,
         data: bytes,
         end: bool,
@@ -363,7 +376,7 @@ class HTTPChannel(asyncio.Protocol):
             self._response_done(exchange)
 
     def on_sendfile_start(
-        self, exchange: Exchange, ready: concurrent.futures.Future[int | None]
+        self, exchange: HTTPExchange, ready: concurrent.futures.Future[int | None]
     ) -> None:
         if self.closed or exchange is not self.exchange or self.transport is None:
             ready.set_result(None)
@@ -387,19 +400,19 @@ class HTTPChannel(asyncio.Protocol):
         except (OSError, AttributeError):
             waiter[1].set_result(None)
 
-    def on_sendfile_done(self, exchange: Exchange, sent: int) -> None:
+    def on_sendfile_done(self, exchange: HTTPExchange, sent: int) -> None:
         if self.transport is not None and not self.closed:
             self.transport.set_write_buffer_limits()
         if exchange is self.exchange and not self.closed:
             self.conn.note_body_sent(sent)
 
-    def on_abort(self, exchange: Exchange, reason: str) -> None:
+    def on_abort(self, exchange: HTTPExchange, reason: str) -> None:
         if exchange is not self.exchange:
             return
         log.error("Response to '%s' cut short: %s", exchange.head.target.decode("latin-1"), reason)
         self._response_failed(exchange)
 
-    def _response_failed(self, exchange: Exchange) -> None:
+    def _response_failed(self, exchange: HTTPExchange) -> None:
         exchange.response_done = True
         self.worker.request_finished()
         if self.closed or self.transport is None:
@@ -415,7 +428,7 @@ class HTTPChannel(asyncio.Protocol):
             self.transport.close()
         self.closed = True
 
-    def _response_done(self, exchange: Exchange) -> None:
+    def _response_done(self, exchange: HTTPExchange) -> None:
         exchange.response_done = True
         self.worker.request_finished()
         if self.must_close or not self.conn.keep_alive:
@@ -454,6 +467,18 @@ class HTTPChannel(asyncio.Protocol):
         if exchange is not None and not exchange.head_sent:
             self.conn.close_after_response()
 
-    def close_if_idle_since(self, threshold: float) -> None:
-        if self.exchange is None and self.idle_since <= threshold:
-            self._close()
+    def tick(self, now: float, keep_alive_timeout: float) -> None:
+        """Close an idle keep-alive connection after its timeout (sooner when draining)."""
+        if self.exchange is None:
+            limit = (
+                min(keep_alive_timeout, DRAIN_IDLE_GRACE) if self.draining else keep_alive_timeout
+            )
+            if now - self.idle_since >= limit:
+                self._close()
+
+    def shut_down(self) -> None:
+        """The worker is out of time: whatever is in flight is cut short."""
+        exchange = self.exchange
+        if exchange is not None and not exchange.response_done:
+            self._response_failed(exchange)
+        self._close()

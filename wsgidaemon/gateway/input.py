@@ -77,21 +77,36 @@ class RequestInput:
         while not ready():
             if self._eof:
                 return
-            if self._error is not None:
-                raise OSError(self._error)
+            self._check_error()
             self._cond.wait()
+
+    def _check_error(self) -> None:
+        if self._error is not None:
+            raise OSError(self._error)
+
+    # Strategy for reads that need more than may be buffered here (read() of everything, a
+    # readline() whose line is long): move what has arrived out of the shared buffer into
+    # the caller's own list while waiting. Leaving it in place would keep the buffer above
+    # HIGH_WATER, the loop would never be told to resume reading, and the read would wait
+    # forever for bytes that are never read from the client.
 
     def read(self, size: int | None = -1) -> bytes:
         if self._on_first_read is not None:
             self._first_read()
+        if size == 0:
+            return b""
         with self._cond:
-            if size is None or size < 0:
-                self._wait(lambda: False)
-                return self._take(len(self._buffer))
-            if size == 0:
-                return b""
-            self._wait(lambda: len(self._buffer) > 0)
-            return self._take(size)
+            if size is not None and size > 0:
+                self._wait(lambda: len(self._buffer) > 0)
+                return self._take(size)
+            parts: list[bytes] = []
+            while True:
+                if self._buffer:
+                    parts.append(self._take(len(self._buffer)))
+                if self._eof:
+                    return b"".join(parts)
+                self._check_error()
+                self._cond.wait()
 
     def readline(self, size: int | None = -1) -> bytes:
         if self._on_first_read is not None:
@@ -99,17 +114,28 @@ class RequestInput:
         limit = -1 if size is None else size
         if limit == 0:
             return b""
+        parts: list[bytes] = []
+        have = 0  # bytes of this line already in `parts`
         with self._cond:
-
-            def ready() -> bool:
-                return b"\n" in self._buffer or 0 < limit <= len(self._buffer)
-
-            self._wait(ready)
-            end = self._buffer.find(b"\n")
-            take = len(self._buffer) if end < 0 else end + 1
-            if limit > 0:
-                take = min(take, limit)
-            return self._take(take)
+            while True:
+                end = self._buffer.find(b"\n")
+                if end >= 0:
+                    take = end + 1 if limit < 0 else min(end + 1, limit - have)
+                    parts.append(self._take(take))
+                    break
+                if limit > 0 and have + len(self._buffer) >= limit:
+                    parts.append(self._take(limit - have))
+                    break
+                if self._eof:
+                    parts.append(self._take(len(self._buffer)))
+                    break
+                if self._buffer:
+                    chunk = self._take(len(self._buffer))
+                    parts.append(chunk)
+                    have += len(chunk)
+                self._check_error()
+                self._cond.wait()
+        return b"".join(parts)
 
     def readlines(self, hint: int | None = -1) -> list[bytes]:
         lines: list[bytes] = []

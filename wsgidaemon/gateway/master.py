@@ -297,8 +297,7 @@ class Master:
         slot = self.slots[worker.number - 1]
         if message == control.RETIRING and worker is slot.current:
             slot.current = None
-            worker.draining = True
-            worker.deadline = time.monotonic() + self.options.graceful_timeout
+            self.drain(worker, self.options.graceful_timeout)
             slot.outgoing.append(worker)
             self.take_over(slot)
         elif message == control.REPLACE and worker is slot.current:
@@ -361,7 +360,15 @@ class Master:
     def drain(self, worker: WorkerProcess, timeout: float) -> None:
         worker.draining = True
         worker.deadline = time.monotonic() + timeout
-        self.kill(worker, signal.SIGTERM)
+        self.tell_drain(worker, timeout)
+
+    def tell_drain(self, worker: WorkerProcess, timeout: float) -> None:
+        """Ask a worker to finish within `timeout`; it cuts short what is left itself, so
+        clients learn why, and the master's SIGKILL at the deadline is only a backstop."""
+        try:
+            worker.control.send(control.drain_message(timeout))
+        except OSError:
+            self.kill(worker, signal.SIGTERM)
 
     def kill(self, worker: WorkerProcess, signum: int) -> None:
         try:
@@ -430,7 +437,7 @@ class Master:
         self.stop_deadline = time.monotonic() + timeout
         log.info("%s: stopping; in-flight requests have %gs (shutdown-timeout)", why, timeout)
         for worker in self.processes.values():
-            self.kill(worker, signal.SIGTERM)
+            self.tell_drain(worker, timeout)
 
     def next_timeout(self, now: float) -> float:
         timeout = 1.0

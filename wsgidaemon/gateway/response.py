@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from wsgidaemon.gateway.errorlog import ErrorStream
 from wsgidaemon.gateway.filewrapper import FileWrapper
+from wsgidaemon.gateway.flow import ClientDisconnected
 
 log = logging.getLogger("wsgidaemon")
 
@@ -159,7 +160,12 @@ class Responder:
             raise RuntimeError("write() called before start_response()")
         if not isinstance(data, (bytes, bytearray)):
             raise TypeError(f"write() argument must be bytes, not {type(data).__name__}")
-        self._send(bytes(data), end=False)
+        try:
+            self._send(bytes(data), end=False)
+        except ClientDisconnected as exc:
+            # Raised into the application, as mod_wsgi does for write(): if it lets this
+            # escape, it is the application's error and logged as such.
+            raise OSError(f"failed to write response data: {exc}") from None
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -224,6 +230,14 @@ class Responder:
         try:
             iterable = self.app(self.environ, self.start_response)
             self._consume(iterable)
+        except ClientDisconnected:
+            # Sending what the iterable produced failed because the client went away: not
+            # the application's fault, so no traceback (mod_wsgi only traces this too).
+            log.info(
+                "Client closed the connection before the response to '%s' was complete",
+                self.environ.get("REQUEST_URI", ""),
+            )
+            self.sink.abort("client closed the connection")
         except BaseException as exc:
             self._fail(exc)
             if not isinstance(exc, Exception):

@@ -9,10 +9,16 @@ import logging
 import os
 import socket
 import sys
+from collections.abc import Callable
 
 from wsgidaemon.config import ConfigError, DaemonGroup, add_option_flags, group_from_flags
 from wsgidaemon.gateway.errorlog import configure_logging
-from wsgidaemon.gateway.listener import tcp_listener
+from wsgidaemon.gateway.listener import (
+    ListenerError,
+    remove_socket_file,
+    tcp_listener,
+    unix_listener,
+)
 from wsgidaemon.gateway.master import Master, RunWorker
 from wsgidaemon.gateway.scoreboard import Scoreboard
 
@@ -29,6 +35,13 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:  # type: ign
     parser.add_argument("script", metavar="SCRIPT", help="the WSGI script file (.wsgi or .py)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (8000; 0 = any)")
+    parser.add_argument(
+        "--socket",
+        metavar="PATH",
+        default=None,
+        help="listen on this Unix socket for the Apache module (mod_wsgidaemon) instead of "
+        "serving HTTP; the file is 0600, owned by --socket-user when started as root",
+    )
     parser.add_argument(
         "--process-group", default=None, help="daemon group name (default: HOST:PORT)"
     )
@@ -55,27 +68,40 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         provisional = group_from_flags(args.process_group or "wsgidaemon", args)
-    except ConfigError as exc:
+    except ConfigError as exc:  # ConfigErrors (several at once) is one too
         print(f"wsgidaemon serve: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:  # ConfigErrors or similar containers
-        print(f"wsgidaemon serve: {exc}", file=sys.stderr)
-        return 2
+    on_exit: Callable[[], None]
     try:
-        listener = tcp_listener(args.host, args.port, provisional.options)
-    except OSError as exc:
-        print(f"wsgidaemon serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        if args.socket:
+            listener = unix_listener(args.socket, provisional.options)
+            where = os.path.abspath(args.socket)
+            inode = os.stat(where).st_ino
+
+            def on_exit() -> None:
+                listener.close()
+                remove_socket_file(where, inode)
+
+            default_name = f"unix:{where}"
+            banner = f"listening on unix:{where} for the Apache module"
+        else:
+            listener = tcp_listener(args.host, args.port, provisional.options)
+            on_exit = listener.close
+            host, port = listener.getsockname()[:2]
+            default_name = f"{host}:{port}"
+            banner = f"listening on http://{host}:{port}/"
+    except (OSError, ListenerError) as exc:
+        target = args.socket or f"{args.host}:{args.port}"
+        print(f"wsgidaemon serve: cannot listen on {target}: {exc}", file=sys.stderr)
         return 1
-    host, port = listener.getsockname()[:2]
-    name = args.process_group or f"{host}:{port}"
+    name = args.process_group or default_name
     group = group_from_flags(name, args) if name != provisional.name else provisional
     if os.geteuid() == 0 and group.options.user is None:
         log.warning("started as root without user=: workers will run as root; pass --user")
     options = group.options
     log.info(
-        "listening on http://%s:%d/ (daemon group '%s', %d process%s x %d threads, pid %d)",
-        host,
-        port,
+        "%s (daemon group '%s', %d process%s x %d threads, pid %d)",
+        banner,
         name,
         options.processes,
         "" if options.processes == 1 else "es",
@@ -85,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     # Room for every worker, a standby, and workers still draining after being replaced.
     scoreboard = Scoreboard(4 * options.processes + 4)
     run_worker = _worker_runner(group, listener, scoreboard, script, args)
-    master = Master(group, listener, run_worker, scoreboard, on_exit=listener.close)
+    master = Master(group, listener, run_worker, scoreboard, on_exit=on_exit)
     return master.run()
 
 
@@ -111,6 +137,7 @@ def _worker_runner(
             callable_object=args.callable_object,
             application_group=args.application_group,
             keep_alive_timeout=args.keep_alive_timeout,
+            wire=bool(args.socket),
         )
         return worker.main(spec)
 

@@ -17,23 +17,29 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import uvloop
 
 from wsgidaemon.config import DaemonGroup
 from wsgidaemon.gateway import control
 from wsgidaemon.gateway.balance import should_accept
-from wsgidaemon.gateway.environ import AppContext, http_cgi_environ, static_environ
+from wsgidaemon.gateway.environ import AppContext, static_environ
 from wsgidaemon.gateway.errorlog import ErrorStream
-from wsgidaemon.gateway.httpchannel import Exchange, HTTPChannel
+from wsgidaemon.gateway.exchange import Exchange
+from wsgidaemon.gateway.httpchannel import HTTPChannel
 from wsgidaemon.gateway.loader import LoadedScript, ScriptLoadError, load_script
 from wsgidaemon.gateway.response import ERROR_PAGE, Responder
 from wsgidaemon.gateway.scoreboard import Row, Scoreboard, State
+from wsgidaemon.gateway.scripts import ScriptCache
 from wsgidaemon.gateway.setup import WorkerSetupError, prepare_worker
+from wsgidaemon.gateway.shimchannel import ShimChannel
 from wsgidaemon.gateway.threadpool import ThreadPool
 from wsgidaemon.gateway.title import set_title, worker_title
 from wsgidaemon.protocol import HTTPLimits
+from wsgidaemon.protocol.wire import DEFAULT_MAX_HEAD
 
 log = logging.getLogger("wsgidaemon")
 
@@ -44,9 +50,9 @@ EXIT_LOAD_FAILED = 4
 # after this long, so a busy peer can never leave a connection waiting.
 ACCEPT_PATIENCE = 0.05
 ACCEPT_RECHECK = 0.005
-# While draining, a keep-alive connection with no request for this long is closed.
-DRAIN_IDLE_GRACE = 1.0
 TICK = 0.5
+# A worker told to drain within N seconds stops on its own this much earlier.
+STOP_MARGIN = 0.25
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,15 @@ class WorkerSpec:
     callable_object: str
     application_group: str
     keep_alive_timeout: float
+    wire: bool = False
+    """The listener speaks docs/wire-protocol.md to the Apache shim, not HTTP."""
+    max_head: int = DEFAULT_MAX_HEAD
+
+
+class Channel(Protocol):
+    def drain(self) -> None: ...
+    def tick(self, now: float, keep_alive_timeout: float) -> None: ...
+    def shut_down(self) -> None: ...
 
 
 class Worker:
@@ -71,8 +86,7 @@ class Worker:
         self.loop = uvloop.new_event_loop()
         self.http_limits = HTTPLimits()
         self.send_timeout = options.effective_socket_timeout
-        self.app = script.callable(spec.callable_object)
-        self.script = script
+        self.scripts = ScriptCache(script)
         context = AppContext(
             script=script.path,
             process_group=spec.group.name,
@@ -84,7 +98,12 @@ class Worker:
         )
         self.base_environ = static_environ(context)
         self.pool = ThreadPool(options.threads, stack_size=options.stack_size or None)
-        self.channels: set[HTTPChannel] = set()
+        self.channels: set[Channel] = set()
+        self.channel_class: Callable[[Worker], asyncio.Protocol] = (
+            ShimChannel if spec.wire else HTTPChannel
+        )
+        self.max_head = spec.max_head
+        self.retry_attempts = 2 * options.processes + 1
         # Accepted sockets whose channel does not exist yet (connect_accepted_socket is a task).
         self.pending = 0
         self.accepting = False
@@ -147,7 +166,7 @@ class Worker:
 
     async def _connect(self, sock: socket.socket) -> None:
         try:
-            await self.loop.connect_accepted_socket(lambda: HTTPChannel(self), sock)
+            await self.loop.connect_accepted_socket(lambda: self.channel_class(self), sock)
         except OSError as exc:
             log.info("connection lost while being set up: %s", exc)
             sock.close()
@@ -156,13 +175,13 @@ class Worker:
         if self.draining:
             self.maybe_exit()
 
-    def channel_opened(self, channel: HTTPChannel) -> None:
+    def channel_opened(self, channel: Channel) -> None:
         self.channels.add(channel)
         if self.draining:
             channel.drain()
         self.publish()
 
-    def channel_closed(self, channel: HTTPChannel) -> None:
+    def channel_closed(self, channel: Channel) -> None:
         self.channels.discard(channel)
         self.publish()
         if self.draining:
@@ -177,31 +196,31 @@ class Worker:
     def handle(self, exchange: Exchange) -> None:
         """Runs in a pool thread."""
         daemon_start = time.time()
-        channel = exchange.channel
         environ = self.base_environ.copy()
-        environ.update(http_cgi_environ(exchange.head, channel.local, channel.peer))
+        environ.update(exchange.cgi_environ())
         environ["wsgi.input"] = exchange.input
-        environ["wsgi.errors"] = ErrorStream(f"[client {channel.peer[0]}:{channel.peer[1]}] ")
+        environ["wsgi.errors"] = ErrorStream(f"[client {exchange.client}] ")
         environ["mod_wsgi.thread_id"] = ThreadPool.local.thread_id
-        environ["mod_wsgi.request_start"] = exchange.received_at
-        environ["mod_wsgi.queue_start"] = exchange.received_at
+        environ.setdefault("mod_wsgi.request_start", exchange.received_at)
+        environ.setdefault("mod_wsgi.queue_start", exchange.received_at)
         environ["mod_wsgi.daemon_start"] = daemon_start
         queue_timeout = self.options.queue_timeout
         if queue_timeout and daemon_start - exchange.received_at > queue_timeout:
             log.error("Queue timeout expired for WSGI daemon process '%s'.", self.spec.group.name)
             self._plain_error(exchange, "504 Gateway Timeout")
             return
-        if self.app is None:
+        script = environ["SCRIPT_FILENAME"]
+        name = environ.get("mod_wsgi.callable_object") or self.spec.callable_object
+        app = self.scripts.app(script, name)
+        if app is None:
             log.error(
-                "Target WSGI script '%s' does not contain WSGI application '%s'.",
-                self.script.path,
-                self.spec.callable_object,
+                "Target WSGI script '%s' does not contain WSGI application '%s'.", script, name
             )
             self._plain_error(exchange, "500 Internal Server Error")
             return
         environ["mod_wsgi.application_start"] = time.time()
         try:
-            Responder(self.app, environ, exchange, self.script.path).run()
+            Responder(app, environ, exchange, script).run()
         except BaseException:
             log.exception("request handling ended abnormally")
             exchange.abort("the request handler was interrupted")
@@ -265,10 +284,8 @@ class Worker:
     def tick(self) -> None:
         now = time.monotonic()
         self.publish()
-        keep_alive = self.spec.keep_alive_timeout
-        threshold = now - (min(keep_alive, DRAIN_IDLE_GRACE) if self.draining else keep_alive)
         for channel in list(self.channels):
-            channel.close_if_idle_since(threshold)
+            channel.tick(now, self.spec.keep_alive_timeout)
         options = self.options
         if options.restart_interval and now - self.started >= options.restart_interval:
             self.request_replacement(f"restart interval of {options.restart_interval:g}s passed")
@@ -292,6 +309,20 @@ class Worker:
             channel.drain()
         self.maybe_exit()
 
+    def force_stop(self) -> None:
+        """Out of drain time: cut short what is in flight, say why where the framing can,
+        and exit before the master has to kill us."""
+        if self.channels:
+            log.warning(
+                "worker %d (pid %d): %d connection(s) still busy at the end of the drain time",
+                self.number,
+                os.getpid(),
+                len(self.channels),
+            )
+        for channel in list(self.channels):
+            channel.shut_down()
+        self.loop.call_later(0.05, self.loop.stop)
+
     def maybe_exit(self) -> None:
         if not self.channels and not self.pending and self.pool.busy == 0:
             self.loop.stop()
@@ -309,6 +340,10 @@ class Worker:
             self.loop.remove_reader(self.spec.control.fileno())
             self.drain()
             self.loop.call_later(0.5, self.loop.stop)
+        elif message.startswith(control.DRAIN):
+            self.drain()
+            timeout = float(message.split()[1])
+            self.loop.call_later(max(timeout - STOP_MARGIN, 0.0), self.force_stop)
         elif message.startswith(control.ACCEPT) and not self.accepting and not self.draining:
             self.number = int(message.split()[1])
             set_title(worker_title(self.spec.group.title, self.number, self.spec.group.name))

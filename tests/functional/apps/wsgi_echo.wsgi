@@ -2,6 +2,7 @@
 
 /noread/...     answers without touching wsgi.input
 /chunks/N       N chunks from a generator, no Content-Length
+/fixed          the same body and headers whatever the method
 otherwise       reads the whole body and answers with a Content-Length
 """
 
@@ -16,6 +17,13 @@ def application(environ, start_response):
         count = int(path.split("/")[2])
         start_response("200 OK", [("Content-Type", "text/plain")])
         return (f"chunk {index}\n".encode() for index in range(count))
+    if path == "/fixed":
+        data = b"a fixed body\n"
+        start_response(
+            "200 OK",
+            [("Content-Type", "text/plain"), ("Content-Length", str(len(data))), ("X-Fixed", "1")],
+        )
+        return [data]
     body = b"" if path.startswith("/noread") else environ["wsgi.input"].read()
     report = {
         "method": environ["REQUEST_METHOD"],

@@ -8,6 +8,8 @@
 /iter            iterate
 /eof             read(), then every method again at EOF
 /sha256          stream read(65536) and hash; reports size and digest
+/whole           read() everything at once; reports size and digest
+/line-sizes      iterate; reports each line's size and the digest
 """
 
 import hashlib
@@ -60,6 +62,16 @@ def application(environ, start_response):
         ]
         report["after_lines"] = stream.readlines()
         report["after_iter"] = list(stream)
+    elif mode == "whole":
+        data = stream.read()
+        report.update(size=len(data), sha256=hashlib.sha256(data).hexdigest())
+    elif mode == "line-sizes":
+        digest = hashlib.sha256()
+        sizes = []
+        for line in stream:
+            sizes.append(len(line))
+            digest.update(line)
+        report.update(sizes=sizes, sha256=digest.hexdigest())
     elif mode == "sha256":
         digest = hashlib.sha256()
         size = 0

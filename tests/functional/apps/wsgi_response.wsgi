@@ -117,7 +117,8 @@ def application(environ, start_response):
         # a 304; with ?body=1 the body is produced anyway and must not reach the client.
         status = query.get("s", "200 OK")
         start_response(status, text_plain([("Content-Length", "5")]))
-        return [b"hello" if query.get("body") or environ["REQUEST_METHOD"] == "GET" else b""]
+        full = environ["REQUEST_METHOD"] == "GET" and status.startswith("200")
+        return [b"hello" if query.get("body") or full else b""]
 
     if action == "twice":
         start_response("200 OK", text_plain())
@@ -129,7 +130,9 @@ def application(environ, start_response):
         try:
             raise ValueError(f"replaced {tag}")
         except ValueError:
-            start_response("503 Service Unavailable", text_plain([("X-Second", "2")]), sys.exc_info())
+            start_response(
+                "503 Service Unavailable", text_plain([("X-Second", "2")]), sys.exc_info()
+            )
         return [b"replacement body\n"]
 
     if action == "exc-after":
@@ -141,6 +144,14 @@ def application(environ, start_response):
             # Headers are out: this must re-raise, and the exception ends the app.
             start_response("500 Internal Server Error", text_plain(), sys.exc_info())
         return [b"never sent\n"]
+
+    if action == "lazy-start":
+        # PEP 3333 lets the iterable call start_response on its first iteration.
+        def lazily():
+            start_response("202 Accepted", text_plain([("X-Lazy", "1")]))
+            yield b"started late\n"
+
+        return lazily()
 
     if action == "write":
         write = start_response("200 OK", text_plain())
@@ -185,6 +196,16 @@ def application(environ, start_response):
     if action == "close-str":
         start_response("200 OK", text_plain())
         return Body(tag, ["not bytes"])
+
+    if action == "close-raises":
+        start_response("200 OK", text_plain([("Content-Length", "8")]))
+
+        class Failing(Body):
+            def close(self):
+                super().close()
+                raise RuntimeError(f"close failed {self.tag}")
+
+        return Failing(tag, [b"complete"])
 
     if action == "close-endless":
         start_response("200 OK", [("Content-Type", "application/octet-stream")])

@@ -1,0 +1,250 @@
+"""`wsgidaemon serve --socket`: the daemon side of docs/wire-protocol.md, driven by a shim
+written in Python (tests/functional/shimclient.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.functional.daemon import APPS, Daemon, start_daemon, wait_for
+from tests.functional.shimclient import ShimClient, base_environ
+from wsgidaemon.protocol.wire import (
+    HEADER,
+    EndCode,
+    ErrorCode,
+    FrameType,
+    RetryReason,
+    WireError,
+    WireGoAway,
+    WireRetry,
+)
+
+
+@pytest.fixture
+def socket_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="wsgidaemon-sock-", dir="/tmp"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def shim_daemon(tmp_path: Path, socket_dir: Path) -> Iterator[Callable[..., Daemon]]:
+    started: list[Daemon] = []
+
+    def start(*flags: str, app: str = "shim.wsgi", name: str = "app.sock") -> Daemon:
+        daemon = start_daemon(
+            tmp_path, app, "--socket", str(socket_dir / name), *flags, wait_ready=1,
+            listening=r"listening on unix:",
+        )
+        daemon.socket_path = str(socket_dir / name)  # type: ignore[attr-defined]
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.stop()
+
+
+def client(daemon: Daemon) -> ShimClient:
+    return ShimClient(daemon.socket_path)  # type: ignore[attr-defined]
+
+
+def test_socket_file_is_private_and_serves_requests(shim_daemon: Callable[..., Daemon]) -> None:
+    daemon = shim_daemon()
+    mode = os.stat(daemon.socket_path).st_mode  # type: ignore[attr-defined]
+    assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o600
+    shim = client(daemon)
+    try:
+        first = shim.request(base_environ("/"))
+        second = shim.request(base_environ("/"))  # same connection, one request after another
+    finally:
+        shim.close()
+    for response in (first, second):
+        assert response.head is not None and response.head.status == 200
+        assert response.end is not None and response.end.code is EndCode.COMPLETE
+    assert first.body == second.body and first.body.startswith(b"pid ")
+
+
+def test_status_line_verbatim_and_repeated_headers_kept_apart(
+    shim_daemon: Callable[..., Daemon],
+) -> None:
+    shim = client(shim_daemon())
+    try:
+        response = shim.request(base_environ("/cookies"))
+    finally:
+        shim.close()
+    assert response.head is not None
+    assert response.head.status_line == b"200 Okay Then"
+    cookies = [value for name, value in response.head.headers if name.lower() == b"set-cookie"]
+    assert cookies == [b"a=1", b"b=2"]
+
+
+def test_environ_comes_from_apache(shim_daemon: Callable[..., Daemon]) -> None:
+    shim = client(shim_daemon())
+    try:
+        response = shim.request(
+            base_environ(
+                "/environ",
+                SCRIPT_NAME="/mount",
+                HTTPS="on",
+                SSL_PROTOCOL="TLSv1.3",
+                **{
+                    "mod_wsgi.request_start": "1700000000000000",
+                    "mod_wsgi.apache_version": "2.4.62",
+                },
+            )
+        )
+    finally:
+        shim.close()
+    environ = json.loads(response.body)
+    assert environ["SCRIPT_NAME"] == "/mount" and environ["PATH_INFO"] == "/environ"
+    assert environ["wsgi.url_scheme"] == "https" and "HTTPS" not in environ
+    assert environ["SSL_PROTOCOL"] == "TLSv1.3"
+    assert environ["mod_wsgi.request_start"] == 1700000000.0
+    assert environ["apache.version"] == [2, 4, 62]
+
+
+def test_error_after_head_is_reported_and_connection_stays_usable(
+    shim_daemon: Callable[..., Daemon],
+) -> None:
+    daemon = shim_daemon()
+    shim = client(daemon)
+    try:
+        failed = shim.request(base_environ("/fail-after-head"))
+        after = shim.request(base_environ("/"))
+    finally:
+        shim.close()
+    assert failed.body == b"partial"
+    assert failed.end is not None and failed.end.code is EndCode.APP_ERROR
+    assert "application error" in failed.end.reason
+    assert after.head is not None and after.head.status == 200
+    assert "failed after the head" in daemon.log()
+
+
+def test_full_duplex_answer_before_reading_a_large_body(
+    shim_daemon: Callable[..., Daemon],
+) -> None:
+    shim = client(shim_daemon())
+    body = b"b" * (8 << 20)
+    try:
+        response = shim.request(base_environ("/duplex", method="POST"), body, concurrent_body=True)
+    finally:
+        shim.close()
+    assert response.end is not None and response.end.code is EndCode.COMPLETE
+    assert response.body == b"r" * (8 << 20) + b"read %d" % len(body)
+
+
+def test_draining_worker_sends_goaway_then_retry(shim_daemon: Callable[..., Daemon]) -> None:
+    daemon = shim_daemon("--maximum-requests", "1")
+    shim = client(daemon)
+    try:
+        assert shim.request(base_environ("/")).end is not None
+        # The worker reached its limit: the idle connection is told to go away...
+        assert isinstance(shim.next_event(), WireGoAway)
+        # ...and a request sent anyway is bounced, unseen by the application.
+        response = shim.request(base_environ("/"))
+    finally:
+        shim.close()
+    (retry,) = [event for event in response.events if isinstance(event, WireRetry)]
+    assert retry.reason is RetryReason.DRAINING and retry.attempts == 3
+    # Another connection reaches the successor.
+    fresh = client(daemon)
+    try:
+        assert fresh.request(base_environ("/")).head is not None
+    finally:
+        fresh.close()
+
+
+def test_other_protocol_version_is_refused_on_both_sides(
+    shim_daemon: Callable[..., Daemon],
+) -> None:
+    daemon = shim_daemon()
+    payload = b"WSGD" + (2).to_bytes(2, "big") + b"\0\0" + b"\0\0\0\0"
+    frame = HEADER.pack(FrameType.REQUEST_HEAD, 0, 0, len(payload)) + payload
+    shim = client(daemon)
+    try:
+        shim.send(frame)
+        event = shim.next_event()
+    finally:
+        shim.close()
+    assert isinstance(event, WireError)
+    assert event.code is ErrorCode.BAD_VERSION and event.version == 1
+    daemon.wait_log(r"Apache module speaks wire protocol 2, this daemon speaks 1")
+    ok = client(daemon)
+    try:
+        assert ok.request(base_environ("/")).head is not None
+    finally:
+        ok.close()
+
+
+def test_malformed_frame_is_refused_and_the_daemon_keeps_serving(
+    shim_daemon: Callable[..., Daemon],
+) -> None:
+    daemon = shim_daemon()
+    shim = client(daemon)
+    try:
+        shim.send(HEADER.pack(0x7E, 0, 0, 0))
+        event = shim.next_event()
+    finally:
+        shim.close()
+    assert isinstance(event, WireError) and event.code is ErrorCode.MALFORMED
+    ok = client(daemon)
+    try:
+        assert ok.request(base_environ("/")).head is not None
+    finally:
+        ok.close()
+    assert daemon.log().count("Malformed data from the Apache module") == 1
+
+
+def test_stale_socket_file_is_replaced(
+    shim_daemon: Callable[..., Daemon], socket_dir: Path
+) -> None:
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(socket_dir / "app.sock"))
+    stale.close()  # the file stays behind, nobody listening
+    daemon = shim_daemon()
+    shim = client(daemon)
+    try:
+        assert shim.request(base_environ("/")).head is not None
+    finally:
+        shim.close()
+
+
+def test_live_socket_is_never_taken_over(
+    shim_daemon: Callable[..., Daemon], socket_dir: Path
+) -> None:
+    shim_daemon()
+    result = subprocess.run(
+        [sys.executable, "-m", "wsgidaemon", "serve", str(APPS / "shim.wsgi"),
+         "--socket", str(socket_dir / "app.sock")],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode == 1
+    assert "another daemon is listening on" in result.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
+def test_socket_is_owned_by_socket_user(shim_daemon: Callable[..., Daemon]) -> None:
+    daemon = shim_daemon("--socket-user", "nobody")
+    assert os.stat(daemon.socket_path).st_uid == pwd.getpwnam("nobody").pw_uid  # type: ignore[attr-defined]
+
+
+def test_socket_file_removed_at_stop(shim_daemon: Callable[..., Daemon]) -> None:
+    daemon = shim_daemon()
+    path = daemon.socket_path  # type: ignore[attr-defined]
+    daemon.stop()
+    wait_for(lambda: not os.path.exists(path), 5, "the socket file to go")

@@ -1,0 +1,358 @@
+"""One connection from the Apache shim in a worker: an asyncio protocol around the sans-I/O
+`DaemonConnection` of docs/wire-protocol.md, handing each request to the thread pool.
+
+As in `httpchannel.py`, the channel and the connection object live on the event loop thread;
+`ShimExchange.emit` and `abort` run on the application's thread and only schedule work.
+
+Unlike HTTP, the framing says how a response ended, so a response cut short ends with a
+RESPONSE_END carrying the reason and the connection stays usable. The daemon closes a
+connection on its own only after GOAWAY or ERROR, which lets the shim tell "never read, send
+it again" from "the worker died holding it".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+from wsgidaemon.gateway.environ import wire_cgi_environ
+from wsgidaemon.gateway.flow import WriteGate
+from wsgidaemon.gateway.input import RequestInput
+from wsgidaemon.protocol import CLOSED, NEED_DATA
+from wsgidaemon.protocol.wire import (
+    VERSION,
+    DaemonConnection,
+    EndCode,
+    RetryReason,
+    WireProtocolError,
+    WireRequestAbort,
+    WireRequestBody,
+    WireRequestEnd,
+    WireRequestHead,
+    encode_error,
+)
+
+if TYPE_CHECKING:
+    from wsgidaemon.gateway.response import Headers
+    from wsgidaemon.gateway.worker import Worker
+
+log = logging.getLogger("wsgidaemon")
+
+DISCARD_LIMIT = 1 << 20
+COPY_BLOCK = 256 << 10
+# After GOAWAY an idle connection is closed this much later (the shim normally closes first).
+GOAWAY_GRACE = 1.0
+
+PreparedHead = tuple[int, bytes, list[tuple[bytes, bytes]]]
+
+
+def prepare_head(status: str, headers: Headers) -> PreparedHead:
+    return (
+        int(status[:3]),
+        status.encode("latin-1"),
+        [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers],
+    )
+
+
+def _lookup(pairs: tuple[tuple[bytes, bytes], ...], key: bytes) -> bytes | None:
+    for name, value in pairs:
+        if name == key:
+            return value
+    return None
+
+
+class ShimExchange:
+    """One request from Apache and its response: an `Exchange` for the worker."""
+
+    def __init__(self, channel: ShimChannel, head: WireRequestHead) -> None:
+        self.channel = channel
+        self.head = head
+        self.input = RequestInput(on_drained=channel.resume_reading_threadsafe)
+        self.body_done = False
+        self.head_sent = False
+        self.response_done = False
+        started = _lookup(head.environ, b"mod_wsgi.request_start")
+        try:
+            self.received_at = int(started) / 1e6 if started else time.time()
+        except ValueError:
+            self.received_at = time.time()
+
+    @property
+    def client(self) -> str:
+        address = _lookup(self.head.environ, b"REMOTE_ADDR") or b"-"
+        port = _lookup(self.head.environ, b"REMOTE_PORT") or b"-"
+        return f"{address.decode('latin-1')}:{port.decode('latin-1')}"
+
+    def cgi_environ(self) -> dict[str, Any]:
+        return wire_cgi_environ(self.head.environ)
+
+    # -- ResponseSink, called from the application thread -----------------------------------
+
+    def emit(self, head: tuple[str, Headers] | None, data: bytes, end: bool) -> None:
+        channel = self.channel
+        channel.gate.acquire(len(data))
+        prepared = prepare_head(*head) if head is not None else None
+        channel.loop.call_soon_threadsafe(channel.on_emit, self, prepared, data, end)
+
+    def sendfile(self, fd: int, offset: int, count: int) -> int:
+        # Every byte to the shim is framed, so the file is copied in large frames.
+        sent = 0
+        while sent < count:
+            block = os.pread(fd, min(COPY_BLOCK, count - sent), offset + sent)
+            if not block:
+                break
+            self.emit(None, block, False)
+            sent += len(block)
+        return sent
+
+    def abort(self, reason: str) -> None:
+        self.channel.loop.call_soon_threadsafe(self.channel.on_abort, self, reason)
+
+
+class ShimChannel(asyncio.Protocol):
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.loop = worker.loop
+        self.conn = DaemonConnection(max_head=worker.max_head)
+        self.gate = WriteGate()
+        self.transport: asyncio.Transport | None = None
+        self.exchange: ShimExchange | None = None
+        self.closed = False
+        self.draining = False
+        self.must_close = False
+        self.retrying = False
+        self.reading_paused = False
+        self.goaway_at: float | None = None
+        self.idle_since = time.monotonic()
+        self.discarded = 0
+
+    # -- asyncio callbacks --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.worker.channel_opened(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.gate.close()
+        exchange = self.exchange
+        if exchange is not None and not exchange.body_done:
+            exchange.input.feed_error(
+                "Apache closed the connection before the request body was complete"
+            )
+        self.worker.channel_closed(self)
+
+    def pause_writing(self) -> None:
+        self.gate.pause()
+
+    def resume_writing(self) -> None:
+        self.gate.resume()
+
+    def data_received(self, data: bytes) -> None:
+        self.conn.receive_data(data)
+        self._advance()
+
+    def eof_received(self) -> bool:
+        self.conn.receive_data(b"")
+        self._advance()
+        return True
+
+    # -- reading requests ---------------------------------------------------------------------
+
+    def _advance(self) -> None:
+        conn = self.conn
+        while not self.closed:
+            try:
+                event = conn.next_event()
+            except WireProtocolError as error:
+                self._refuse(error)
+                return
+            kind = type(event)
+            if kind is WireRequestBody:
+                self._on_body(event.data)  # type: ignore[union-attr]
+            elif kind is WireRequestHead:
+                self._begin(event)  # type: ignore[arg-type]
+            elif kind is WireRequestEnd:
+                self._on_body_end(None)
+            elif kind is WireRequestAbort:
+                self._on_body_end(event.reason)  # type: ignore[union-attr]
+            elif event is NEED_DATA:
+                return
+            elif event is CLOSED:
+                if self.exchange is None:
+                    self._close()
+                else:
+                    self.must_close = True
+                return
+
+    def _refuse(self, error: WireProtocolError) -> None:
+        if error.peer_version is not None:
+            log.error(
+                "The Apache module speaks wire protocol %d, this daemon speaks %d: install the "
+                "same wsgidaemon version on both sides (wsgidaemon module-config rebuilds the "
+                "module)",
+                error.peer_version,
+                VERSION,
+            )
+        else:
+            log.error(
+                "Malformed data from the Apache module, closing its connection: %s", error.message
+            )
+        exchange = self.exchange
+        if exchange is not None and not exchange.body_done:
+            exchange.input.feed_error(f"request data from Apache was malformed: {error.message}")
+            exchange.body_done = True
+        assert self.transport is not None
+        self.transport.write(encode_error(error.code, error.message))
+        self._close()
+
+    def _begin(self, head: WireRequestHead) -> None:
+        assert self.transport is not None
+        if self.worker.draining or self.goaway_at is not None:
+            # The application has not seen it: the shim sends it to another worker.
+            self.retrying = True
+            self.transport.write(
+                self.conn.send_retry(
+                    RetryReason.DRAINING, self.worker.retry_attempts, "worker is being replaced"
+                )
+            )
+            return
+        exchange = ShimExchange(self, head)
+        self.exchange = exchange
+        self.discarded = 0
+        if head.large_body:
+            self.transport.write(self.conn.send_start())
+        self.worker.dispatch(exchange)
+
+    def _on_body(self, data: bytes) -> None:
+        exchange = self.exchange
+        if self.retrying or exchange is None:
+            return
+        if exchange.response_done:
+            self.discarded += len(data)
+            if self.discarded > DISCARD_LIMIT:
+                self._close()
+            return
+        if exchange.input.feed(data):
+            self._pause_reading()
+
+    def _on_body_end(self, abort_reason: str | None) -> None:
+        if self.retrying:
+            self._close()
+            return
+        exchange = self.exchange
+        assert exchange is not None
+        exchange.body_done = True
+        if abort_reason is None:
+            exchange.input.feed_eof()
+        else:
+            exchange.input.feed_error(f"request body incomplete: {abort_reason}")
+        if exchange.response_done:
+            self._next_cycle()
+
+    # -- flow control -------------------------------------------------------------------------
+
+    def _pause_reading(self) -> None:
+        if not self.reading_paused and self.transport is not None and not self.closed:
+            self.reading_paused = True
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self.reading_paused and self.transport is not None and not self.closed:
+            self.reading_paused = False
+            self.transport.resume_reading()
+
+    def resume_reading_threadsafe(self) -> None:
+        self.loop.call_soon_threadsafe(self._resume_reading)
+
+    # -- writing responses (loop thread, scheduled by ShimExchange) ---------------------------
+
+    def on_emit(
+        self, exchange: ShimExchange, prepared: PreparedHead | None, data: bytes, end: bool
+    ) -> None:
+        self.gate.release(len(data))
+        if self.closed or exchange is not self.exchange:
+            return
+        conn = self.conn
+        try:
+            out = b""
+            if prepared is not None:
+                out = conn.send_response_head(*prepared)
+                exchange.head_sent = True
+            if data:
+                out += conn.send_body(data)
+            if end:
+                out += conn.send_end()
+        except Exception as exc:  # the protocol refused what the application produced
+            log.error("Cannot send response to Apache: %s", exc)
+            self._close()
+            return
+        assert self.transport is not None
+        self.transport.write(out)
+        if end:
+            self._response_done(exchange)
+
+    def on_abort(self, exchange: ShimExchange, reason: str) -> None:
+        if exchange is not self.exchange or self.closed:
+            return
+        log.error("Response to Apache cut short: %s", reason)
+        assert self.transport is not None
+        self.transport.write(self.conn.send_end(EndCode.APP_ERROR, reason))
+        self._response_done(exchange)
+
+    def _response_done(self, exchange: ShimExchange) -> None:
+        exchange.response_done = True
+        self.worker.request_finished()
+        if self.must_close:
+            self._close()
+        elif exchange.body_done:
+            self._next_cycle()
+        else:
+            self._resume_reading()
+
+    def _next_cycle(self) -> None:
+        self.exchange = None
+        self.conn.start_next_cycle()
+        self.idle_since = time.monotonic()
+        self._resume_reading()
+        if self.draining:
+            self._goaway()
+        self._advance()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def _goaway(self) -> None:
+        if self.goaway_at is None and self.transport is not None and not self.closed:
+            self.goaway_at = time.monotonic()
+            self.transport.write(self.conn.send_goaway())
+
+    def _close(self) -> None:
+        if not self.closed and self.transport is not None:
+            self.closed = True
+            self.transport.close()
+
+    def drain(self) -> None:
+        self.draining = True
+        if self.exchange is None:
+            self._goaway()
+
+    def tick(self, now: float, keep_alive_timeout: float) -> None:
+        if self.exchange is not None or not self.draining:
+            return  # idle connections to Apache are kept: its children pool them
+        if self.goaway_at is None:
+            self._goaway()
+        elif now - self.goaway_at >= GOAWAY_GRACE:
+            self._close()
+
+    def shut_down(self) -> None:
+        """The worker is out of time: end what is in flight and close."""
+        exchange = self.exchange
+        if exchange is not None and not exchange.response_done:
+            assert self.transport is not None
+            self.transport.write(
+                self.conn.send_end(EndCode.SHUTDOWN, "the worker was shut down mid-response")
+            )
+        self._close()

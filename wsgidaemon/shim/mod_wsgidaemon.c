@@ -1,0 +1,850 @@
+/*
+ * mod_wsgidaemon.c: the Apache side of wsgidaemon ("the shim"). Maps URLs to (daemon group,
+ * WSGI script) as mod_wsgi does, connects to the group's Unix socket and speaks
+ * docs/wire-protocol.md (codec: wire.h): environment and request body go out as frames while
+ * the framed response streams back to the client, both at once. Links only Apache and APR.
+ * Log lines keep mod_wsgi's phrases behind a fixed prefix and name the group and the script.
+ */
+#include "httpd.h"
+#include "http_config.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "http_ssl.h"
+#include "util_script.h"
+#include "apr_strings.h"
+#include "apr_thread_mutex.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "wire.h"
+
+#define PREFIX    "mod_wsgidaemon: "
+#define WD_AGAIN  (-1000)             /* the daemon answered RETRY: connect again */
+#define WD_STALE  (-1001)             /* a pooled connection died before the request was taken */
+#define READ_SIZE 65536               /* request body read from the client at a time */
+#define POOL_SIZE 64                  /* idle daemon connections kept per Apache child */
+#define POOL_IDLE apr_time_from_sec(15)
+#define LOG(q, level, rv, fmt, ...) \
+    ap_log_rerror(APLOG_MARK, level, rv, (q)->r, PREFIX fmt, __VA_ARGS__)
+
+module AP_MODULE_DECLARE_DATA wsgidaemon_module;
+APLOG_USE_MODULE(wsgidaemon);
+
+typedef struct {                      /* WSGIDaemonSocket: a group served from outside Apache */
+    const char *name, *path;
+    apr_interval_time_t connect_timeout, socket_timeout;  /* socket 0: Apache's Timeout */
+} wd_daemon;
+
+typedef struct {                      /* WSGIScriptAlias(Match) and its options */
+    const char *url, *script, *process_group, *application_group, *callable_object;
+    ap_regex_t *regex;
+    int pass_authorization;
+} wd_alias;
+
+typedef struct {                      /* per server: aliases (a vhost's own first), daemons */
+    apr_array_header_t *aliases;
+    apr_hash_t *daemons;
+} wd_server;
+
+typedef struct {                      /* per directory; NULL or -1 when not set */
+    const char *process_group, *application_group, *callable_object;
+    int pass_authorization, chunked_request, error_override, script_reloading;
+} wd_dir;
+
+enum { STREAM, REDIRECT, OVERRIDE };  /* what becomes of the response body */
+
+typedef struct {                      /* one request on its way through a daemon connection */
+    request_rec *r;
+    wd_daemon *daemon;
+    const char *group, *script;
+    apr_interval_time_t timeout;
+    int fd, reused, large, attempts, error_override, mode;
+    unsigned char *out, *in, *chunk;  /* frames to send (kept for replay until confirmed), read */
+    apr_size_t out_len, out_sent, out_cap, in_len, in_cap;
+    apr_off_t body_sent;
+    wd_shim_state st;                 /* what the daemon has said so far */
+    int confirmed, dirty, req_done, resp_done, wclosed, broken;
+    apr_bucket_brigade *bb, *bbin;
+} wd_req;
+
+static struct { const char *path; int fd; apr_time_t since; } idle[POOL_SIZE];
+static int idle_count;
+static apr_thread_mutex_t *idle_lock;
+
+/* Length of the URI prefix an alias matches (a run of '/' matches one), or 0 (mod_alias). */
+static apr_size_t alias_matches(const char *uri, const char *alias)
+{
+    const char *a = alias, *u = uri;
+    while (*a) {
+        if (*a == '/') {
+            if (*u != '/')
+                return 0;
+            while (*a == '/')
+                a++;
+            while (*u == '/')
+                u++;
+        }
+        else if (*u++ != *a++)
+            return 0;
+    }
+    return a[-1] != '/' && *u && *u != '/' ? 0 : (apr_size_t)(u - uri);
+}
+
+/* Map a URL under a WSGIScriptAlias to its script; the first matching alias wins. */
+static int wd_translate(request_rec *r)
+{
+    wd_server *s = ap_get_module_config(r->server->module_config, &wsgidaemon_module);
+    wd_alias *a = (wd_alias *)s->aliases->elts, *end = a + s->aliases->nelts;
+    ap_regmatch_t m[AP_MAX_REG_MATCH];
+    const char *script = NULL;
+    apr_size_t n = 0;
+    if (r->uri[0] != '/')
+        return DECLINED;
+    for (; a < end && !n; a++) {
+        if (a->regex && !ap_regexec(a->regex, r->uri, AP_MAX_REG_MATCH, m, 0) && m[0].rm_eo > 0)
+            n = m[0].rm_eo, script = ap_pregsub(r->pool, a->script, r->uri, AP_MAX_REG_MATCH, m);
+        else if (!a->regex && (n = alias_matches(r->uri, a->url)))
+            script = a->script;
+    }
+    if (!n || !script)
+        return DECLINED;
+    r->filename = apr_pstrcat(r->pool, script, strcmp(a[-1].url, "/") ? r->uri + n : r->uri, NULL);
+    r->handler = "wsgi-script";
+    apr_table_setn(r->notes, "alias-forced-type", r->handler);
+    ap_set_module_config(r->request_config, &wsgidaemon_module, a - 1);
+    return OK;
+}
+
+/* A group name with %{GLOBAL}, %{SERVER} and %{RESOURCE} expanded as mod_wsgi does. */
+static const char *expand(request_rec *r, const char *s)
+{
+    const char *host = r->server->server_hostname;
+    apr_port_t port = ap_get_server_port(r);
+    if (!strcmp(s, "%{GLOBAL}"))
+        return "";
+    if (port != DEFAULT_HTTP_PORT && port != DEFAULT_HTTPS_PORT)
+        host = apr_psprintf(r->pool, "%s:%u", host, port);
+    if (!strcmp(s, "%{SERVER}"))
+        return host;
+    if (!strcmp(s, "%{RESOURCE}"))
+        return apr_pstrcat(r->pool, host, "|", apr_table_get(r->subprocess_env, "SCRIPT_NAME"),
+                           NULL);
+    return s;
+}
+
+/* Apache's CGI variables with mod_wsgi's adjustments, and the routing and timing keys. */
+static void build_env(wd_req *q, wd_alias *a, wd_dir *d)
+{
+    static const char *const dropped[] = {"GATEWAY_INTERFACE", "PATH_TRANSLATED", "PATH",
+        "SERVER_SIGNATURE", "REMOTE_HOST", "REMOTE_IDENT", "LD_LIBRARY_PATH", NULL};
+    static const char *const paths[] = {"SCRIPT_NAME", "PATH_INFO"};
+    request_rec *r = q->r;
+    conn_rec *c = r->connection;
+    apr_table_t *e = r->subprocess_env;
+    const char *auth = apr_table_get(r->headers_in, "Authorization"), *v;
+    char *path;
+    ap_version_t version;
+    int i;
+#define SET(key, value) apr_table_setn(e, "mod_wsgi." key, value)
+    ap_add_common_vars(r);
+    ap_add_cgi_vars(r);
+    for (i = 0; dropped[i]; i++)      /* what mod_wsgi 6 leaves out */
+        apr_table_unset(e, dropped[i]);
+    for (i = 0; i < 2; i++) {         /* always present, runs of '/' collapsed, copied */
+        ap_no2slash(path = apr_pstrdup(r->pool, (v = apr_table_get(e, paths[i])) ? v : ""));
+        apr_table_setn(e, paths[i], path);
+        apr_table_setn(e, i ? "mod_wsgi.path_info" : "mod_wsgi.script_name", path);
+    }
+    if (auth && (a && a->pass_authorization != -1 ? a->pass_authorization
+                                                  : d->pass_authorization == 1))
+        apr_table_setn(e, "HTTP_AUTHORIZATION", auth);
+    if (ap_ssl_conn_is_ssl(c))
+        apr_table_setn(e, "HTTPS", "1");
+#define PICK(field, dflt) (a && a->field ? a->field : d->field ? d->field : dflt)
+    SET("process_group", q->group = expand(r, PICK(process_group, "")));
+    SET("application_group", expand(r, PICK(application_group, "%{RESOURCE}")));
+    SET("callable_object", PICK(callable_object, "application"));
+    SET("handler_script", "");
+    SET("request_handler", r->handler);
+    SET("script_reloading", d->script_reloading == 0 ? "0" : "1");
+    SET("request_start", apr_psprintf(r->pool, "%" APR_TIME_T_FMT, r->request_time));
+    if (!r->log_id)
+        ap_run_generate_log_id(c, r, &r->log_id);
+    if (r->log_id)
+        SET("request_id", r->log_id);
+    if (c->log_id)
+        SET("connection_id", c->log_id);
+    SET("listener_host", c->local_addr->hostname ? c->local_addr->hostname : "");
+    SET("listener_port", apr_itoa(r->pool, c->local_addr->port));
+    SET("server_pid", apr_itoa(r->pool, (int)getpid()));
+    ap_get_server_revision(&version);
+    SET("apache_version", apr_psprintf(r->pool, "%d.%d.%d", version.major, version.minor,
+                                       version.patch));
+}
+
+/* Encode REQUEST_HEAD (the environment) as the outbox's first frame: size it, then write it. */
+static void encode_head(wd_req *q)
+{
+    const apr_array_header_t *arr = apr_table_elts(q->r->subprocess_env);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    wd_buf b = {NULL, 0, 0};
+    size_t mark;
+    int pass, i;
+    apr_table_setn(q->r->subprocess_env, "mod_wsgi.queue_start",
+                   apr_psprintf(q->r->pool, "%" APR_TIME_T_FMT, apr_time_now()));
+    for (pass = 0; pass < 2; pass++) {
+        if (pass)
+            b.p = q->out = apr_palloc(q->r->pool, q->out_cap = b.cap = b.len + 2 * READ_SIZE),
+            b.len = 0;
+        mark = wd_begin_frame(&b, WD_REQUEST_HEAD);
+        wd_put_request_head(&b, q->large ? WD_LARGE_BODY : 0, (uint32_t)arr->nelts);
+        for (i = 0; i < arr->nelts; i++)
+            wd_put_pair(&b, e[i].key, (uint32_t)strlen(e[i].key), e[i].val ? e[i].val : "",
+                        e[i].val ? (uint32_t)strlen(e[i].val) : 0);
+        wd_end_frame(&b, mark);
+    }
+    q->out_len = b.len;
+}
+
+/* Take an idle connection to path on which nothing waits to be read (GOAWAY, EOF), or -1. */
+static int pool_take(const char *path)
+{
+    apr_time_t now = apr_time_now();
+    struct pollfd p = {-1, POLLIN, 0};
+    int i;
+    apr_thread_mutex_lock(idle_lock);
+    for (i = idle_count - 1; i >= 0 && p.fd < 0; i--) {
+        if (strcmp(idle[i].path, path))
+            continue;
+        p.fd = idle[i].fd;
+        if (now - idle[i].since > POOL_IDLE || poll(&p, 1, 0) != 0)
+            close(p.fd), p.fd = -1;
+        idle[i] = idle[--idle_count];
+    }
+    apr_thread_mutex_unlock(idle_lock);
+    return p.fd;
+}
+
+/* Keep a connection for a later request, closing those idle for too long. */
+static void pool_give(const char *path, int fd)
+{
+    apr_time_t now = apr_time_now();
+    int i;
+    apr_thread_mutex_lock(idle_lock);
+    for (i = idle_count - 1; i >= 0; i--)
+        if (now - idle[i].since > POOL_IDLE)
+            close(idle[i].fd), idle[i] = idle[--idle_count];
+    if (idle_count < POOL_SIZE)
+        idle[idle_count].path = path, idle[idle_count].fd = fd, idle[idle_count++].since = now;
+    else
+        close(fd);
+    apr_thread_mutex_unlock(idle_lock);
+}
+
+/* Close every idle connection when the Apache child exits. */
+static apr_status_t pool_close(void *unused)
+{
+    while (idle_count > 0)
+        close(idle[--idle_count].fd);
+    return APR_SUCCESS;
+}
+
+/* Connect to the group's socket, retrying while the listener is missing or full (mod_wsgi). */
+static int connect_daemon(wd_req *q)
+{
+    struct sockaddr_un sa = {AF_UNIX};
+    apr_time_t start = apr_time_now(), slept = 0, step;
+    int err;
+    apr_cpystrn(sa.sun_path, q->daemon->path, sizeof sa.sun_path);
+    for (;;) {
+        q->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (q->fd >= 0 && !connect(q->fd, (struct sockaddr *)&sa, sizeof sa))
+            return OK;
+        err = errno;
+        if (q->fd >= 0)
+            close(q->fd), q->fd = -1;
+        if (err != ECONNREFUSED && err != EAGAIN) {
+            LOG(q, APLOG_ERR, APR_FROM_OS_ERROR(err), "Unable to connect to WSGI daemon process "
+                "'%s' on '%s' as user with uid=%ld: %s", q->group, q->daemon->path,
+                (long)geteuid(), q->script);
+            return HTTP_SERVICE_UNAVAILABLE;
+        }
+        if (apr_time_now() - start >= q->daemon->connect_timeout) {
+            LOG(q, APLOG_ERR, APR_FROM_OS_ERROR(err), "Unable to connect to WSGI daemon process "
+                "'%s' on '%s' after multiple attempts as listener backlog limit was exceeded or "
+                "the socket does not exist: %s", q->group, q->daemon->path, q->script);
+            return HTTP_SERVICE_UNAVAILABLE;
+        }
+        step = slept < apr_time_from_sec(2) ? apr_time_from_msec(125) : apr_time_from_sec(1);
+        apr_sleep(step);
+        slept += step;
+    }
+}
+
+/* Pool the connection when both sides finished the request cleanly, else close it. */
+static void release(wd_req *q)
+{
+    if (q->fd >= 0 && q->resp_done && q->req_done && !q->broken && !q->st.goaway &&
+        !q->wclosed && q->out_sent == q->out_len && !q->in_len)
+        pool_give(q->daemon->path, q->fd);
+    else if (q->fd >= 0)
+        close(q->fd);
+    q->fd = -1;
+}
+
+/* Room for n more outbox bytes, dropping what the daemon has read once it is confirmed. */
+static wd_buf outbox(wd_req *q, apr_size_t n)
+{
+    wd_buf b;
+    unsigned char *p;
+    if (q->confirmed && q->out_sent) {
+        memmove(q->out, q->out + q->out_sent, q->out_len - q->out_sent);
+        q->out_len -= q->out_sent, q->out_sent = 0;
+    }
+    if (q->out_len + n > q->out_cap) {
+        p = apr_palloc(q->r->pool, q->out_cap = 2 * (q->out_len + n));
+        memcpy(p, q->out, q->out_len);
+        q->out = p;
+    }
+    b.p = q->out, b.cap = q->out_cap, b.len = q->out_len;
+    return b;
+}
+
+/* Queue REQUEST_END, or REQUEST_ABORT with its reason: the request side is done. */
+static void queue_end(wd_req *q, const char *abort_reason)
+{
+    apr_size_t n = abort_reason ? strlen(abort_reason) : 0;
+    wd_buf b = outbox(q, WD_HEADER_SIZE + 4 + n);
+    size_t mark = wd_begin_frame(&b, abort_reason ? WD_REQUEST_ABORT : WD_REQUEST_END);
+    if (abort_reason)
+        wd_put_str(&b, abort_reason, (uint32_t)n);
+    wd_end_frame(&b, mark);
+    q->out_len = b.len, q->req_done = 1;
+}
+
+/* True when the next step is reading request body: outbox sent, within the window (a body
+ * without LARGE_BODY is bounded by its Content-Length and fits in the window). */
+static int want_client(wd_req *q)
+{
+    return !q->req_done && !q->wclosed && q->out_sent == q->out_len &&
+           (q->confirmed || !q->large || q->body_sent < WD_EAGER_WINDOW);
+}
+
+/* Read the next piece of request body from the client and queue it as a frame. */
+static int read_client(wd_req *q)
+{
+    apr_size_t len = READ_SIZE;
+    apr_bucket *e;
+    apr_status_t rv;
+    wd_buf b;
+    int eos = 0;
+    if (q->large && !q->confirmed && len > WD_EAGER_WINDOW - q->body_sent)
+        len = (apr_size_t)(WD_EAGER_WINDOW - q->body_sent);
+    rv = ap_get_brigade(q->r->input_filters, q->bbin, AP_MODE_READBYTES, APR_BLOCK_READ, len);
+    for (e = APR_BRIGADE_FIRST(q->bbin); e != APR_BRIGADE_SENTINEL(q->bbin); e = APR_BUCKET_NEXT(e))
+        eos |= APR_BUCKET_IS_EOS(e);
+    if (rv == APR_SUCCESS)
+        rv = apr_brigade_flatten(q->bbin, (char *)q->chunk, &len);
+    apr_brigade_cleanup(q->bbin);
+    if (rv != APR_SUCCESS) {
+        LOG(q, APLOG_ERR, rv, "Unable to read the request body from the client for daemon "
+            "process '%s': %s", q->group, q->script);
+        if (!q->st.head)
+            return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
+        queue_end(q, "the request body could not be read from the client");
+        return OK;
+    }
+    if (len) {
+        b = outbox(q, WD_HEADER_SIZE + len);
+        wd_put_frame(&b, WD_REQUEST_BODY, q->chunk, (uint32_t)len);
+        q->out_len = b.len, q->body_sent += len;
+    }
+    if (eos)
+        queue_end(q, NULL);
+    return OK;
+}
+
+/* Write as much of the outbox as the daemon takes now. */
+static int send_out(wd_req *q)
+{
+    ssize_t n = send(q->fd, q->out + q->out_sent, q->out_len - q->out_sent, MSG_NOSIGNAL);
+    if (n >= 0)
+        q->out_sent += (apr_size_t)n;
+    else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        if (q->reused && !q->confirmed)
+            return WD_STALE;
+        q->wclosed = 1;               /* keep reading: the daemon may have said why */
+    }
+    return OK;
+}
+
+/* The daemon broke the exchange: 502 before the response head, an aborted client after it. */
+static int broken(wd_req *q, const char *why)
+{
+    conn_rec *c = q->r->connection;
+    q->broken = 1;
+    if (!q->st.head) {
+        LOG(q, APLOG_ERR, 0, "Daemon process '%s' closed connection before sending complete "
+            "response headers: %s%s%s%s", q->group, q->script, why ? " (" : "", why ? why : "",
+            why ? ")" : "");
+        return HTTP_BAD_GATEWAY;
+    }
+    LOG(q, APLOG_ERR, 0, "Response from daemon process '%s' was cut short (%s), aborting the "
+        "client connection: %s", q->group, why ? why : "connection closed", q->script);
+    if (!q->resp_done && q->mode == STREAM) {  /* no last chunk: the client sees the cut */
+        APR_BRIGADE_INSERT_TAIL(q->bb, ap_bucket_error_create(HTTP_BAD_GATEWAY, NULL, q->r->pool,
+                                                              c->bucket_alloc));
+        APR_BRIGADE_INSERT_TAIL(q->bb, apr_bucket_eos_create(c->bucket_alloc));
+        ap_pass_brigade(q->r->output_filters, q->bb);
+        apr_brigade_cleanup(q->bb);
+        c->aborted = 1;
+    }
+    q->resp_done = 1, q->dirty = 0;
+    return OK;
+}
+
+/* Why the two ends cannot talk: they speak different protocol versions. */
+static const char *version_mismatch(wd_req *q, unsigned version)
+{
+    return apr_psprintf(q->r->pool, "the Apache module speaks wire protocol %d, this daemon speaks "
+                        "%u: upgrade the older of the two so that they match", WD_VERSION, version);
+}
+
+/* Put one response header where Apache wants it. */
+static void add_header(request_rec *r, const wd_str *name, const wd_str *value)
+{
+    const char *n = apr_pstrmemdup(r->pool, (const char *)name->data, name->len);
+    char *v = apr_pstrmemdup(r->pool, (const char *)value->data, value->len);
+    if (!strcasecmp(n, "Content-Type"))
+        ap_content_type_tolower(v), ap_set_content_type(r, v);
+    else if (!strcasecmp(n, "WWW-Authenticate"))
+        apr_table_addn(r->err_headers_out, n, v);
+    else if (!strcasecmp(n, "Set-Cookie"))
+        apr_table_addn(r->headers_out, n, v);
+    else if (strcasecmp(n, "Transfer-Encoding"))  /* Apache frames the body itself */
+        apr_table_mergen(r->headers_out, n, v);
+}
+
+/* RESPONSE_HEAD: check it whole, then set status and headers and choose the body's fate. */
+static int on_head(wd_req *q, wd_cursor *c)
+{
+    request_rec *r = q->r;
+    uint16_t version, status;
+    uint32_t count, i;
+    wd_str line, name, value;
+    wd_cursor pairs;
+    const char *location;
+    if (wd_get_response_head(c, &version, &status, &line, &count) == WD_ERR_BAD_VERSION)
+        return broken(q, version_mismatch(q, version));
+    for (pairs = *c, i = 0; i < count && !wd_get_pair(c, &name, &value); i++)
+        ;                             /* Apache itself refuses bad header names and values */
+    if (!wd_get_end(c) && (memchr(line.data, '\r', line.len) || memchr(line.data, '\n', line.len)))
+        wd_fail(c, WD_ERR_MALFORMED, "a status line with CR or LF");
+    if (c->code)
+        return broken(q, apr_pstrcat(r->pool, "malformed RESPONSE_HEAD: ", c->error, NULL));
+    for (i = 0; i < count && !wd_get_pair(&pairs, &name, &value); i++)
+        add_header(r, &name, &value);
+    r->status = status;
+    r->status_line = line.len ? apr_pstrmemdup(r->pool, (const char *)line.data, line.len) : NULL;
+    location = apr_table_get(r->headers_out, "Location");
+    q->mode = location && location[0] == '/' && status == HTTP_OK ? REDIRECT
+            : q->error_override && ap_is_HTTP_ERROR(status) ? OVERRIDE : STREAM;
+    q->confirmed = q->dirty = 1;
+    return OK;
+}
+
+/* Act on one frame from the daemon: OK, WD_AGAIN, or a status for the client. */
+static int on_frame(wd_req *q, const wd_header *h, const unsigned char *p)
+{
+    apr_bucket_alloc_t *ba = q->r->connection->bucket_alloc;
+    uint16_t a = 0, b = 0;
+    wd_str s = {NULL, 0};
+    const char *text;
+    wd_cursor c;
+    wd_cursor_init(&c, p, h->length);
+    if (h->type == WD_RETRY ? wd_get_retry(&c, &a, &b, &s) : h->type == WD_ERROR ?
+        wd_get_error(&c, &a, &b, &s) : h->type == WD_RESPONSE_END ?
+        wd_get_response_end(&c, &a, &s, q->st.head) : 0)
+        return broken(q, apr_psprintf(q->r->pool, "malformed %s: %s", wd_type_name(h->type),
+                                      c.error));
+    text = apr_pstrmemdup(q->r->pool, (const char *)s.data, s.len);  /* the log escapes it */
+    switch (h->type) {
+    case WD_START:
+        q->confirmed = 1;
+        break;
+    case WD_RETRY:
+        q->attempts = b;
+        LOG(q, APLOG_INFO, 0, "Daemon process '%s' asked for the request to be sent again (%s%s%s)"
+            ": %s", q->group, wd_retry_name(a), *text ? ": " : "", text, q->script);
+        return WD_AGAIN;
+    case WD_ERROR:
+        return broken(q, a == WD_ERR_BAD_VERSION ? version_mismatch(q, b) : apr_psprintf(
+                      q->r->pool, "ERROR %s: %s", wd_error_name(a), text));
+    case WD_RESPONSE_HEAD:
+        return on_head(q, &c);
+    case WD_RESPONSE_BODY:
+        if (q->mode == STREAM)
+            APR_BRIGADE_INSERT_TAIL(q->bb, apr_bucket_transient_create((const char *)p, h->length,
+                                                                       ba));
+        q->dirty = 1;
+        break;
+    case WD_RESPONSE_END:
+        if (a != WD_END_COMPLETE)
+            return broken(q, apr_psprintf(q->r->pool, "RESPONSE_END %s%s%s", wd_end_name(a),
+                                          *text ? ": " : "", text));
+        if (q->mode == STREAM)
+            APR_BRIGADE_INSERT_TAIL(q->bb, apr_bucket_eos_create(ba));
+        q->resp_done = q->dirty = 1;
+    }
+    return OK;
+}
+
+/* Pass the response bytes of one read to the client with a flush (or the end of stream). */
+static void pass_batch(wd_req *q)
+{
+    apr_status_t rv;
+    if (!q->dirty || q->mode != STREAM)
+        return;
+    if (!q->resp_done)
+        APR_BRIGADE_INSERT_TAIL(q->bb, apr_bucket_flush_create(q->r->connection->bucket_alloc));
+    rv = ap_pass_brigade(q->r->output_filters, q->bb);
+    apr_brigade_cleanup(q->bb);
+    q->dirty = 0;
+    if (rv != APR_SUCCESS) {
+        LOG(q, APLOG_DEBUG, rv, "Client went away while receiving the response from daemon "
+            "process '%s': %s", q->group, q->script);
+        q->broken = q->resp_done = 1;
+    }
+}
+
+/* Read what the daemon sent, act on every whole frame in it, then pass it on. */
+static int recv_in(wd_req *q)
+{
+    ssize_t n = read(q->fd, q->in + q->in_len, q->in_cap - q->in_len);
+    wd_header h = {0, 0, 0, 0};
+    const char *why = "not allowed now";
+    apr_size_t at = 0;
+    unsigned char *p;
+    int rc = OK;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return OK;
+    if (n <= 0 && q->reused && !q->confirmed)
+        return WD_STALE;
+    if (n <= 0)
+        return broken(q, n < 0 ? apr_pstrdup(q->r->pool, strerror(errno)) : NULL);
+    q->in_len += (apr_size_t)n;
+    while (rc == OK && !q->resp_done && q->in_len - at >= WD_HEADER_SIZE) {
+        wd_header_parse(q->in + at, &h);
+        if (wd_header_check(&h, WD_MAX_HEAD, &why) || wd_shim_check(&q->st, h.type))
+            return broken(q, apr_psprintf(q->r->pool, "frame type 0x%02x: %s", h.type, why));
+        if (q->in_len - at - WD_HEADER_SIZE < h.length)
+            break;
+        rc = on_frame(q, &h, q->in + at + WD_HEADER_SIZE);
+        wd_shim_update(&q->st, h.type);
+        at += WD_HEADER_SIZE + h.length;
+    }
+    if (rc == OK)
+        pass_batch(q);
+    memmove(q->in, q->in + at, q->in_len -= at);
+    if (q->in_len >= WD_HEADER_SIZE && !q->resp_done && WD_HEADER_SIZE + h.length > q->in_cap) {
+        p = apr_palloc(q->r->pool, q->in_cap = WD_HEADER_SIZE + h.length);
+        memcpy(p, q->in, q->in_len);
+        q->in = p;
+    }
+    return rc;
+}
+
+/* One attempt: send the request and relay the response at the same time, until it ends. */
+static int exchange(wd_req *q)
+{
+    struct pollfd p;
+    int rc = OK, n, wait;
+    while (rc == OK && !q->resp_done) {
+        if (want_client(q) && (rc = read_client(q)) != OK)
+            break;
+        p.fd = q->fd, p.revents = 0;
+        p.events = POLLIN | (q->out_sent < q->out_len && !q->wclosed ? POLLOUT : 0);
+        wait = want_client(q) ? 0 : (int)apr_time_as_msec(q->timeout);
+        if ((n = poll(&p, 1, wait)) < 0 && errno != EINTR)
+            rc = broken(q, apr_pstrdup(q->r->pool, strerror(errno)));
+        else if (n == 0 && wait && q->st.head)
+            rc = broken(q, "timeout reading the response body");
+        else if (n == 0 && wait) {
+            LOG(q, APLOG_ERR, 0, "Timeout when reading response headers from daemon process "
+                "'%s': %s", q->group, q->script);
+            rc = HTTP_GATEWAY_TIME_OUT;
+        }
+        else if (n > 0 && (p.revents & POLLOUT) && (rc = send_out(q)) != OK)
+            break;
+        else if (n > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)))
+            rc = recv_in(q);
+    }
+    return rc;
+}
+
+/* Send the request to the group's daemon and relay its response, connecting again if told. */
+static int proxy(wd_req *q)
+{
+    int rc, retries = 0, fresh = 0;
+    for (;;) {
+        q->fd = fresh ? -1 : pool_take(q->daemon->path);
+        if (!(q->reused = q->fd >= 0) && (rc = connect_daemon(q)) != OK)
+            return rc;
+        if (!q->out)
+            encode_head(q);
+        if ((rc = exchange(q)) != WD_AGAIN && rc != WD_STALE)
+            break;
+        close(q->fd), q->fd = -1;
+        fresh = rc == WD_STALE;       /* a pooled connection failed: the app never saw it */
+        if (rc == WD_AGAIN && ++retries > q->attempts) {
+            LOG(q, APLOG_ERR, 0, "Maximum number of WSGI daemon process '%s' restart attempts "
+                "reached: %d: %s", q->group, q->attempts, q->script);
+            return HTTP_SERVICE_UNAVAILABLE;
+        }
+        q->out_sent = q->in_len = 0, q->wclosed = 0;
+        memset(&q->st, 0, sizeof q->st);
+    }
+    release(q);
+    if (rc == OK && q->mode == REDIRECT) {  /* CGI: a local Location with 200 is fetched as GET */
+        q->r->method = "GET", q->r->method_number = M_GET;
+        apr_table_unset(q->r->headers_in, "Content-Length");
+        ap_internal_redirect_handler(apr_table_get(q->r->headers_out, "Location"), q->r);
+    }
+    else if (rc == OK && q->mode == OVERRIDE) {  /* WSGIErrorOverride: Apache's error page */
+        rc = q->r->status;
+        q->r->status = HTTP_OK, q->r->status_line = NULL;
+    }
+    return rc;
+}
+
+/* Log why a request is refused before any daemon is involved, and answer status. */
+static int refuse(request_rec *r, int status, const char *why)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, PREFIX "%s: %s", why, r->filename);
+    return status;
+}
+
+/* Refuse what mod_wsgi refuses before it talks to a daemon. */
+static int check_request(request_rec *r, int aliased, wd_dir *d)
+{
+    const char *te = apr_table_get(r->headers_in, "Transfer-Encoding");
+    if (!aliased && !(ap_allow_options(r) & OPT_EXECCGI))
+        return refuse(r, HTTP_FORBIDDEN, "Options ExecCGI is off in this directory");
+    if (r->finfo.filetype == APR_NOFILE)
+        return refuse(r, HTTP_NOT_FOUND, "Target WSGI script not found or unable to stat");
+    if (r->finfo.filetype == APR_DIR)
+        return refuse(r, HTTP_FORBIDDEN, "Attempt to invoke directory as WSGI application");
+    if (r->used_path_info == AP_REQ_REJECT_PATH_INFO && r->path_info && *r->path_info)
+        return refuse(r, HTTP_NOT_FOUND, "AcceptPathInfo off disallows user's path");
+    if (te && strcasecmp(te, "chunked"))
+        return refuse(r, HTTP_NOT_IMPLEMENTED, "Only 'chunked' Transfer-Encoding is supported");
+    if (te && d->chunked_request != 1)
+        return refuse(r, HTTP_LENGTH_REQUIRED, "Request requires chunked transfer encoding, but "
+                      "support for chunked transfer encoding has not been enabled");
+    return OK;
+}
+
+/* The content handler: wsgi-script requests go to their daemon group. */
+static int wd_handler(request_rec *r)
+{
+    wd_server *s = ap_get_module_config(r->server->module_config, &wsgidaemon_module);
+    wd_dir *d = ap_get_module_config(r->per_dir_config, &wsgidaemon_module);
+    wd_alias *a = ap_get_module_config(r->request_config, &wsgidaemon_module);
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+    apr_int64_t length = cl ? apr_atoi64(cl) : 0;
+    wd_req *q;
+    int rc;
+    if (!r->handler || (strcmp(r->handler, "wsgi-script") &&
+                        strcmp(r->handler, "application/x-httpd-wsgi")))
+        return DECLINED;
+    if ((rc = check_request(r, a != NULL, d)) != OK)
+        return rc;
+    q = apr_pcalloc(r->pool, sizeof *q);
+    q->r = r, q->fd = -1, q->script = r->filename, q->error_override = d->error_override == 1;
+    build_env(q, a, d);
+    if (!*q->group) {
+        LOG(q, APLOG_ERR, 0, "No WSGI daemon process group for this request (WSGIProcessGroup "
+            "unset or %%{GLOBAL}, and there is no embedded mode): %s", q->script);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (!(q->daemon = apr_hash_get(s->daemons, q->group, APR_HASH_KEY_STRING))) {
+        LOG(q, APLOG_ERR, 0, "No WSGI daemon process called '%s' has been configured: %s",
+            q->group, q->script);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    q->timeout = q->daemon->socket_timeout ? q->daemon->socket_timeout : r->server->timeout;
+    /* LARGE_BODY when the body may outgrow EAGER_WINDOW: chunked, long, or changed by a filter */
+    q->large = apr_table_get(r->headers_in, "Transfer-Encoding") || length > WD_EAGER_WINDOW ||
+               (length > 0 && r->input_filters->frec->ftype < AP_FTYPE_PROTOCOL);
+    q->chunk = apr_palloc(r->pool, READ_SIZE), q->in_cap = WD_HEADER_SIZE + READ_SIZE;
+    q->in = apr_palloc(r->pool, q->in_cap);
+    q->bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    q->bbin = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    return proxy(q);
+}
+
+/* Per-directory settings: nothing set yet. */
+static void *create_dir(apr_pool_t *p, char *dir)
+{
+    wd_dir *d = apr_pcalloc(p, sizeof *d);
+    d->pass_authorization = d->chunked_request = d->error_override = d->script_reloading = -1;
+    return d;
+}
+
+/* The inner section's settings win where it has them. */
+static void *merge_dir(apr_pool_t *p, void *base, void *add)
+{
+    wd_dir *b = base, *a = add, *d = apr_palloc(p, sizeof *d);
+#define MERGE(field, unset) d->field = a->field != unset ? a->field : b->field
+    MERGE(process_group, NULL), MERGE(application_group, NULL), MERGE(callable_object, NULL);
+    MERGE(pass_authorization, -1), MERGE(chunked_request, -1), MERGE(error_override, -1);
+    MERGE(script_reloading, -1);
+    return d;
+}
+
+/* Per-server settings: no aliases, no daemons. */
+static void *create_server(apr_pool_t *p, server_rec *s)
+{
+    wd_server *c = apr_palloc(p, sizeof *c);
+    c->aliases = apr_array_make(p, 4, sizeof(wd_alias));
+    c->daemons = apr_hash_make(p);
+    return c;
+}
+
+/* A virtual host tries its own aliases first, then the main server's; daemons are global. */
+static void *merge_server(apr_pool_t *p, void *base, void *add)
+{
+    wd_server *b = base, *a = add, *c = apr_palloc(p, sizeof *c);
+    c->aliases = apr_array_append(p, a->aliases, b->aliases);
+    c->daemons = b->daemons;
+    return c;
+}
+
+/* The value of a key=value option when arg starts with key=, else NULL. */
+static const char *option(const char *arg, const char *key)
+{
+    apr_size_t n = strlen(key);
+    return !strncmp(arg, key, n) && arg[n] == '=' ? arg + n + 1 : NULL;
+}
+
+/* WSGIScriptAlias URL-path file [options] and WSGIScriptAliasMatch regex file [options]. */
+static const char *set_alias(cmd_parms *cmd, void *dummy, int argc, char *const argv[])
+{
+    wd_server *s = ap_get_module_config(cmd->server->module_config, &wsgidaemon_module);
+    wd_alias *a = apr_array_push(s->aliases);
+    const char *v;
+    int i;
+    if (argc < 2)
+        return apr_pstrcat(cmd->pool, cmd->cmd->name, " takes a URL, a script file and options",
+                           NULL);
+    memset(a, 0, sizeof *a);
+    a->url = argv[0], a->script = argv[1], a->pass_authorization = -1;
+    if (cmd->info && !(a->regex = ap_pregcomp(cmd->pool, argv[0], AP_REG_EXTENDED)))
+        return apr_pstrcat(cmd->pool, "Regular expression could not be compiled: ", argv[0], NULL);
+    for (i = 2; i < argc; i++) {
+        if ((v = option(argv[i], "process-group")))
+            a->process_group = v;
+        else if ((v = option(argv[i], "application-group")))
+            a->application_group = v;
+        else if ((v = option(argv[i], "callable-object")))
+            a->callable_object = v;
+        else if ((v = option(argv[i], "pass-authorization")) &&
+                 (!strcasecmp(v, "On") || !strcasecmp(v, "Off")))
+            a->pass_authorization = !strcasecmp(v, "On");
+        else
+            return apr_pstrcat(cmd->pool, "Invalid option to WSGI script alias definition: ",
+                               argv[i], NULL);
+    }
+    return NULL;
+}
+
+/* The whole seconds of a key=S option when arg is one, else -1. */
+static apr_interval_time_t seconds(const char *arg, const char *key)
+{
+    const char *v = option(arg, key);
+    char *end;
+    long n = v ? strtol(v, &end, 10) : -1;
+    return v && *v && !*end && n >= 0 ? apr_time_from_sec(n) : -1;
+}
+
+/* WSGIDaemonSocket NAME PATH [connect-timeout=S] [socket-timeout=S]: a daemon run elsewhere. */
+static const char *set_daemon(cmd_parms *cmd, void *dummy, int argc, char *const argv[])
+{
+    wd_server *s = ap_get_module_config(cmd->server->module_config, &wsgidaemon_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    wd_daemon *d = apr_pcalloc(cmd->pool, sizeof *d);
+    int i;
+    if (err || argc < 2)
+        return err ? err : "WSGIDaemonSocket takes a process group name, a socket path and options";
+    d->name = argv[0], d->path = ap_server_root_relative(cmd->pool, argv[1]);
+    d->connect_timeout = apr_time_from_sec(15);
+    if (!d->path || strlen(d->path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+        return apr_pstrcat(cmd->pool, "WSGIDaemonSocket: bad or too long path: ", argv[1], NULL);
+    for (i = 2; i < argc; i++) {
+        if (seconds(argv[i], "connect-timeout") >= 0)
+            d->connect_timeout = seconds(argv[i], "connect-timeout");
+        else if (seconds(argv[i], "socket-timeout") >= 0)
+            d->socket_timeout = seconds(argv[i], "socket-timeout");
+        else
+            return apr_pstrcat(cmd->pool, "Invalid option to WSGIDaemonSocket: ", argv[i], NULL);
+    }
+    if (apr_hash_get(s->daemons, d->name, APR_HASH_KEY_STRING))
+        return apr_pstrcat(cmd->pool, "Name duplicates previous WSGI daemon definition: ",
+                           d->name, NULL);
+    apr_hash_set(s->daemons, d->name, APR_HASH_KEY_STRING, d);
+    return NULL;
+}
+
+#define DIR_TAKE1(name, field, where, help) \
+    AP_INIT_TAKE1(name, ap_set_string_slot, (void *)APR_OFFSETOF(wd_dir, field), where, help)
+#define DIR_FLAG(name, field, help) \
+    AP_INIT_FLAG(name, ap_set_flag_slot, (void *)APR_OFFSETOF(wd_dir, field), OR_FILEINFO, help)
+
+static const command_rec wd_commands[] = {
+    AP_INIT_TAKE_ARGV("WSGIScriptAlias", set_alias, NULL, RSRC_CONF, "URL path, script, options"),
+    AP_INIT_TAKE_ARGV("WSGIScriptAliasMatch", set_alias, "", RSRC_CONF, "regex, script, options"),
+    AP_INIT_TAKE_ARGV("WSGIDaemonSocket", set_daemon, NULL, RSRC_CONF, "group, socket, options"),
+    DIR_TAKE1("WSGIProcessGroup", process_group, ACCESS_CONF | RSRC_CONF, "daemon group"),
+    DIR_TAKE1("WSGIApplicationGroup", application_group, ACCESS_CONF | RSRC_CONF, "interpreter"),
+    DIR_TAKE1("WSGICallableObject", callable_object, OR_FILEINFO, "the application's name"),
+    DIR_FLAG("WSGIPassAuthorization", pass_authorization, "pass Authorization to the app"),
+    DIR_FLAG("WSGIChunkedRequest", chunked_request, "accept chunked request bodies"),
+    DIR_FLAG("WSGIErrorOverride", error_override, "Apache's error pages for statuses >= 400"),
+    DIR_FLAG("WSGIScriptReloading", script_reloading, "reload the script when it changes"),
+    {NULL}
+};
+
+/* Each Apache child keeps its own pool of idle daemon connections. */
+static void child_init(apr_pool_t *p, server_rec *s)
+{
+    if (apr_thread_mutex_create(&idle_lock, APR_THREAD_MUTEX_DEFAULT, p) != APR_SUCCESS)
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, PREFIX "Unable to create a mutex");
+    apr_pool_cleanup_register(p, NULL, pool_close, apr_pool_cleanup_null);
+}
+
+/* Translate after mod_alias (Alias /static beats WSGIScriptAlias /) and before mod_userdir
+ * and mod_vhost_alias, exactly as mod_wsgi orders its hook; handle in the middle. */
+static void register_hooks(apr_pool_t *p)
+{
+    static const char *const pre[] = {"mod_alias.c", NULL};
+    static const char *const succ[] = {"mod_userdir.c", "mod_vhost_alias.c", NULL};
+    ap_hook_translate_name(wd_translate, pre, succ, APR_HOOK_MIDDLE);
+    ap_hook_handler(wd_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(child_init, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+module AP_MODULE_DECLARE_DATA wsgidaemon_module = {
+    STANDARD20_MODULE_STUFF,
+    create_dir,                       /* per-directory config */
+    merge_dir,                        /* merge per-directory config */
+    create_server,                    /* per-server config */
+    merge_server,                     /* merge per-server config */
+    wd_commands,                      /* directives */
+    register_hooks                    /* hooks */
+};
