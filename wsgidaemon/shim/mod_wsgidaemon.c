@@ -64,7 +64,7 @@ typedef struct {                      /* one request on its way through a daemon
     wd_daemon *daemon;
     const char *group, *script;
     apr_interval_time_t timeout;
-    int fd, reused, large, attempts, error_override, mode;
+    int fd, large, attempts, error_override, mode;
     unsigned char *out, *in, *chunk;  /* frames to send (kept for replay until confirmed), read */
     apr_size_t out_len, out_sent, out_cap, in_len, in_cap;
     apr_off_t body_sent;
@@ -376,11 +376,8 @@ static int send_out(wd_req *q)
     ssize_t n = send(q->fd, q->out + q->out_sent, q->out_len - q->out_sent, MSG_NOSIGNAL);
     if (n >= 0)
         q->out_sent += (apr_size_t)n;
-    else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-        if (q->reused && !q->confirmed)
-            return WD_STALE;
-        q->wclosed = 1;               /* keep reading: the daemon may have said why */
-    }
+    else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        q->wclosed = 1;               /* keep reading: the daemon may have said why (GOAWAY) */
     return OK;
 }
 
@@ -534,8 +531,8 @@ static int recv_in(wd_req *q)
     int rc = OK;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return OK;
-    if (n <= 0 && q->reused && !q->confirmed)
-        return WD_STALE;
+    if (n <= 0 && q->st.goaway && !q->confirmed)
+        return WD_STALE;              /* closed after GOAWAY: the request was never read */
     if (n <= 0)
         return broken(q, n < 0 ? apr_pstrdup(q->r->pool, strerror(errno)) : NULL);
     q->in_len += (apr_size_t)n;
@@ -594,14 +591,14 @@ static int proxy(wd_req *q)
     int rc, retries = 0, fresh = 0;
     for (;;) {
         q->fd = fresh ? -1 : pool_take(q->daemon->path);
-        if (!(q->reused = q->fd >= 0) && (rc = connect_daemon(q)) != OK)
+        if (q->fd < 0 && (rc = connect_daemon(q)) != OK)
             return rc;
         if (!q->out)
             encode_head(q);
         if ((rc = exchange(q)) != WD_AGAIN && rc != WD_STALE)
             break;
         close(q->fd), q->fd = -1;
-        fresh = rc == WD_STALE;       /* a pooled connection failed: the app never saw it */
+        fresh = rc == WD_STALE;       /* the daemon went away unread: try a new connection */
         if (rc == WD_AGAIN && ++retries > q->attempts) {
             LOG(q, APLOG_ERR, 0, "Maximum number of WSGI daemon process '%s' restart attempts "
                 "reached: %d: %s", q->group, q->attempts, q->script);
