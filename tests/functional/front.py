@@ -2,10 +2,10 @@
 
 A test talks to a `Front`: `request()` for ordinary HTTP exchanges (http.client),
 `stream()` when the body is too large to hold, `raw()` for exact bytes on a fresh connection,
-and `log()` for what the daemon (and, later, the web server in front of it) logged. Only the
-direct front end exists today: the daemon's own HTTP/1.1 listener. Another front end (Apache
-httpd with the shim) is added by naming it in FRONT_ENDS and teaching `start_front` to start
-it; tests written against `Front` then run through it unchanged.
+and `log()` for what the daemon and the web server in front of it logged. Two front ends:
+"direct", the daemon's own HTTP/1.1 listener, and "apache", a real Apache httpd with
+mod_wsgidaemon in front of `wsgidaemon serve --socket`; tests written against `Front` run
+through both unchanged.
 
 Connection-level tests (keep-alive, pipelining, malformed requests) describe the direct
 listener only and ask for `front_fixture(..., kinds=DIRECT_ONLY)`.
@@ -16,19 +16,21 @@ from __future__ import annotations
 import contextlib
 import http.client
 import re
+import shutil
 import socket
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.functional.daemon import Daemon, Response, start_daemon, wait_for
+from tests.apache.httpd import Apache, module_path, require_httpd
+from tests.functional.daemon import APPS, Daemon, Response, start_daemon, wait_for
 
-FRONT_ENDS: tuple[str, ...] = ("direct",)
+FRONT_ENDS: tuple[str, ...] = ("direct", "apache")
 DIRECT_ONLY: tuple[str, ...] = ("direct",)
 
 HeaderArg = Mapping[str, str] | Sequence[tuple[str, str]] | None
@@ -207,7 +209,8 @@ class Front:
     daemon: Daemon
     host: str
     port: int
-    extra: dict[str, Any] = field(default_factory=dict)  # whatever a front end needs to keep
+    script: Path  # the WSGI script file as the daemon knows it
+    apache: Apache | None = None
     last_local_port: int = 0  # the client port of the latest raw() connection
 
     # -- HTTP ----------------------------------------------------------------------------------
@@ -260,7 +263,7 @@ class Front:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
 
-    def raw(self, data: bytes, timeout: float = 5.0, half_close: bool = False) -> Received:
+    def raw(self, data: bytes, timeout: float = 10.0, half_close: bool = False) -> Received:
         """Send `data` on a fresh connection and read until the server closes or `timeout`.
 
         The bytes are sent from another thread while this one reads, so a server that answers
@@ -283,21 +286,27 @@ class Front:
 
     # -- what the servers said -----------------------------------------------------------------
 
+    def _logs(self) -> tuple[str, str]:
+        return self.daemon.log(), self.apache.error_log() if self.apache is not None else ""
+
     def log(self) -> str:
-        return self.daemon.log()
+        """The daemon's log, then the web server's error log."""
+        return "\n".join(self._logs())
 
     def wait_log(self, pattern: str, timeout: float = 10.0, count: int = 1) -> list[str]:
-        return self.daemon.wait_log(pattern, timeout=timeout, count=count)
+        return self.wait_log_since((0, 0), pattern, timeout=timeout, count=count)
 
-    def log_mark(self) -> int:
-        """A position in the log; `log_since(mark)` is what was logged after it."""
-        return len(self.log())
+    def log_mark(self) -> tuple[int, int]:
+        """A position in the logs; `log_since(mark)` is what was logged after it."""
+        daemon, server = self._logs()
+        return len(daemon), len(server)
 
-    def log_since(self, mark: int) -> str:
-        return self.log()[mark:]
+    def log_since(self, mark: tuple[int, int]) -> str:
+        daemon, server = self._logs()
+        return daemon[mark[0] :] + "\n" + server[mark[1] :]
 
     def wait_log_since(
-        self, mark: int, pattern: str, timeout: float = 10.0, count: int = 1
+        self, mark: tuple[int, int], pattern: str, timeout: float = 10.0, count: int = 1
     ) -> list[str]:
         """Wait for `count` matches of `pattern` among the lines logged after `mark`."""
         regex = re.compile(pattern)
@@ -311,17 +320,11 @@ class Front:
         )
 
     def settle(self, timeout: float = 5.0) -> bool:
-        """Wait until every worker the master started has finished starting.
-
-        A SIGTERM that reaches a worker before it has installed its own handlers used to be
-        lost, so stopping the daemon then cost the whole shutdown-timeout. Stopping a settled
-        daemon keeps teardown quick whatever the master does.
-        """
-        if self.kind != "direct":
-            return True
+        """Wait until every worker the master started has finished starting, so that
+        stopping the daemon is quick."""
 
         def settled() -> bool:
-            log = self.log()
+            log = self.daemon.log()
             started = set(re.findall(r"started \(pid (\d+)\)", log))
             ready = set(re.findall(r"\(pid (\d+)\) (?:accepting requests|loaded and waiting)", log))
             return started <= ready
@@ -333,25 +336,80 @@ class Front:
         return True
 
     def stop(self) -> None:
-        self.settle()
-        self.daemon.stop()
+        try:
+            if self.apache is not None:
+                self.apache.stop()
+                self.apache.remove()
+        finally:
+            self.settle()
+            self.daemon.stop()
+
+
+def _flag(flags: Sequence[str], name: str, default: str) -> str:
+    for index, flag in enumerate(flags):
+        if flag == name:
+            return flags[index + 1]
+        if flag.startswith(name + "="):
+            return flag.split("=", 1)[1]
+    return default
 
 
 def _processes(flags: Sequence[str]) -> int:
-    for index, flag in enumerate(flags):
-        if flag == "--processes":
-            return int(flags[index + 1])
-        if flag.startswith("--processes="):
-            return int(flag.split("=", 1)[1])
-    return 1
+    return int(_flag(flags, "--processes", "1"))
 
 
 def start_front(kind: str, tmp_path: Path, app: str, *flags: str) -> Front:
     """Start the daemon serving `app` (a file in tests/functional/apps) behind front end `kind`."""
+    script = APPS / app
     if kind == "direct":
-        daemon = start_daemon(tmp_path, app, *flags, wait_ready=_processes(flags))
-        return Front(kind, daemon, daemon.host, daemon.port)
+        daemon = start_daemon(tmp_path, script, *flags, wait_ready=_processes(flags))
+        return Front(kind, daemon, daemon.host, daemon.port, script)
+    if kind == "apache":
+        return _start_apache_front(tmp_path, script, flags)
     raise ValueError(f"unknown front end {kind!r}")
+
+
+def _start_apache_front(tmp_path: Path, script: Path, flags: Sequence[str]) -> Front:
+    install = require_httpd()
+    apache = Apache.create(install, module=module_path())
+    # Apache's children (www-data) map the URL to the script file: it must be reachable.
+    served = apache.root / script.name
+    shutil.copyfile(script, served)
+    served.chmod(0o644)
+    sock = apache.run_dir / "front.sock"
+    group = _flag(flags, "--process-group", "front")
+    socket_user = ["--socket-user", install.user] if install.user is not None else []
+    try:
+        daemon = start_daemon(
+            tmp_path,
+            served,
+            "--socket",
+            str(sock),
+            "--process-group",
+            group,
+            *socket_user,
+            *flags,
+            wait_ready=_processes(flags),
+            listening=r"listening on unix:",
+        )
+    except BaseException:
+        apache.remove()
+        raise
+    try:
+        apache.start(
+            f"WSGIDaemonSocket {group} {sock}",
+            f"WSGIScriptAlias / {served}",
+            f"WSGIProcessGroup {group}",
+            "WSGIApplicationGroup %{GLOBAL}",
+            # What `wsgidaemon serve` does on its own: pass Authorization, accept chunked bodies.
+            "WSGIPassAuthorization On",
+            "WSGIChunkedRequest On",
+        )
+    except BaseException:
+        apache.remove()
+        daemon.stop()
+        raise
+    return Front("apache", daemon, "127.0.0.1", apache.port, served, apache)
 
 
 def front_fixture(app: str, *flags: str, kinds: Sequence[str] = FRONT_ENDS) -> Any:

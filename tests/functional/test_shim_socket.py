@@ -47,7 +47,12 @@ def shim_daemon(tmp_path: Path, socket_dir: Path) -> Iterator[Callable[..., Daem
 
     def start(*flags: str, app: str = "shim.wsgi", name: str = "app.sock") -> Daemon:
         daemon = start_daemon(
-            tmp_path, app, "--socket", str(socket_dir / name), *flags, wait_ready=1,
+            tmp_path,
+            app,
+            "--socket",
+            str(socket_dir / name),
+            *flags,
+            wait_ready=1,
             listening=r"listening on unix:",
         )
         daemon.socket_path = str(socket_dir / name)  # type: ignore[attr-defined]
@@ -229,9 +234,18 @@ def test_live_socket_is_never_taken_over(
 ) -> None:
     shim_daemon()
     result = subprocess.run(
-        [sys.executable, "-m", "wsgidaemon", "serve", str(APPS / "shim.wsgi"),
-         "--socket", str(socket_dir / "app.sock")],
-        capture_output=True, text=True, timeout=30,
+        [
+            sys.executable,
+            "-m",
+            "wsgidaemon",
+            "serve",
+            str(APPS / "shim.wsgi"),
+            "--socket",
+            str(socket_dir / "app.sock"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode == 1
     assert "another daemon is listening on" in result.stderr

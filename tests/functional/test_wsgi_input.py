@@ -117,8 +117,18 @@ def test_truncated_body_is_an_error_not_a_short_body(front: Front, request_head:
     mark = front.log_mark()
     received = front.raw(request_head, half_close=True)
     assert received.closed
-    assert received.startswith(b"HTTP/1.1 500 ")
-    front.wait_log_since(mark, r"OSError: request body error: client closed connection mid-body")
+    if front.kind == "apache":
+        # Apache answers the broken upload itself; the application still sees the error.
+        assert received.startswith(b"HTTP/1.1 400 ")
+        front.wait_log_since(mark, r"Unable to read the request body from the client")
+        if b"Content-Length" in request_head:
+            # The head had gone to the daemon: the application's read() failed.
+            front.wait_log_since(mark, r"OSError: request body incomplete: ")
+    else:
+        assert received.startswith(b"HTTP/1.1 500 ")
+        front.wait_log_since(
+            mark, r"OSError: request body error: client closed connection mid-body"
+        )
 
 
 def test_empty_body_with_content_length_zero(front: Front) -> None:

@@ -95,7 +95,7 @@ def test_invalid_status_is_500_and_logged(front: Front, status: str) -> None:
     assert response.status == 500
     assert b"Internal Server Error" in response.body
     assert b"status accepted" not in response.body
-    front.wait_log_since(mark, f"{APP_ERROR} '{re.escape(str(SCRIPT))}'")
+    front.wait_log_since(mark, f"{APP_ERROR} '{re.escape(str(front.script))}'")
     front.wait_log_since(mark, r"ValueError: status must ")
 
 
@@ -219,7 +219,8 @@ def test_bodyless_response_keeps_the_connection(
         first = conn.getresponse()
         assert first.status == status
         assert first.read() == b""
-        if status != 204:
+        if status == 200 or (status == 304 and front.kind == "direct"):
+            # (Apache drops Content-Length from a 304, as it does for mod_wsgi.)
             assert first.getheader("Content-Length") == "5"
         conn.request("GET", "/bodyless/after")
         second = conn.getresponse()
@@ -364,7 +365,7 @@ def test_exception_before_headers_is_500_with_traceback_in_log(front: Front) -> 
     assert response.header("Content-Type") == "text/html; charset=iso-8859-1"
     assert b"Internal Server Error" in response.body
     assert tag.encode() not in response.body  # no details leak to the client
-    front.wait_log_since(mark, f"{APP_ERROR} '{re.escape(str(SCRIPT))}'")
+    front.wait_log_since(mark, f"{APP_ERROR} '{re.escape(str(front.script))}'")
     log = front.log_since(mark)
     assert "Traceback (most recent call last):" in log
     assert f"RuntimeError: failed before start_response {tag}" in log

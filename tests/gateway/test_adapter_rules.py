@@ -251,13 +251,14 @@ def test_unterminated_wsgi_errors_line_is_logged_when_the_request_ends(
     with caplog.at_level(logging.ERROR, "wsgidaemon"):
         call(app, {"wsgi.errors": errors})
     messages = [record.getMessage() for record in caplog.records]
-    # Line buffered: the pending text and close()'s output had no newline between them.
+    # Line buffered, as mod_wsgi's TextIOWrapper over its Log: a write containing a newline
+    # flushes, so the text after the last newline is logged then, as a line of its own.
     assert messages == [
         "[wsgi:error] [client 127.0.0.1:1234] first",
-        "[wsgi:error] [client 127.0.0.1:1234] no newlinefrom close()",
+        "[wsgi:error] [client 127.0.0.1:1234] no newline",
+        "[wsgi:error] [client 127.0.0.1:1234] from close()",
     ]
     assert seen_by_close == ["yes"]
-    assert errors.closed
     with pytest.raises(RuntimeError, match="after request completed"):
         errors.write("late\n")
     with pytest.raises(RuntimeError, match="after request completed"):
@@ -269,6 +270,21 @@ def test_error_stream_close_twice_is_harmless() -> None:
     errors.close()
     errors.close()
     assert errors.closed
+
+
+def test_error_stream_is_a_text_stream_like_mod_wsgis(caplog: pytest.LogCaptureFixture) -> None:
+    errors = ErrorStream("")
+    assert (errors.encoding, errors.errors, errors.name) == ("utf-8", "replace", "<wsgi.errors>")
+    assert errors.line_buffering and errors.write_through
+    assert errors.writable() and not errors.readable() and not errors.seekable()
+    assert not errors.isatty()
+    with pytest.raises(OSError, match="no file descriptor"):
+        errors.fileno()
+    with pytest.raises(TypeError):
+        errors.write(b"bytes")  # type: ignore[arg-type]
+    with caplog.at_level(logging.ERROR, "wsgidaemon"):
+        assert errors.write("hello \u00e9\n") == 8
+    assert [record.getMessage() for record in caplog.records] == ["[wsgi:error] hello \u00e9"]
 
 
 # -- application group ------------------------------------------------------------------------
@@ -302,10 +318,10 @@ def test_static_environ_reports_the_expanded_group() -> None:
     ("host", "name", "port"),
     [
         (b"Example.COM:8080", "example.com", "8080"),
-        (b"example.org.", "example.org", "8000"),
+        (b"example.org.", "example.org", "80"),
         (b"WWW.Example.org.:81", "www.example.org", "81"),
         (b"[::1]:9000", "[::1]", "9000"),
-        (b"[FE80::1]", "[FE80::1]", "8000"),
+        (b"[FE80::1]", "[FE80::1]", "80"),
     ],
 )
 def test_server_name_is_the_host_as_apache_keeps_it(host: bytes, name: str, port: str) -> None:

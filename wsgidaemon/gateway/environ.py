@@ -168,7 +168,8 @@ def http_cgi_environ(
         if sep and host_port.isdigit() and not host_name.endswith(":"):
             server_name, server_port = canonical_host(host_name), host_port
         else:
-            server_name = canonical_host(host)
+            # As Apache (UseCanonicalName Off): a Host without a port means the default one.
+            server_name, server_port = canonical_host(host), "80"
     environ["SERVER_NAME"] = server_name
     environ["SERVER_PORT"] = server_port
     return environ

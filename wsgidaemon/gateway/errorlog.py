@@ -6,8 +6,10 @@ application writes can be tied to the request that wrote it.
 
 from __future__ import annotations
 
+import io
 import logging
 import sys
+from typing import Any
 
 LOG_FORMAT = "[%(asctime)s] [%(levelname)s] [pid %(process)d] %(message)s"
 log = logging.getLogger("wsgidaemon")
@@ -22,49 +24,65 @@ def configure_logging(level: str = "info") -> None:
     root.propagate = False
 
 
-class ErrorStream:
-    """A line-buffered text stream whose lines go to the log with the request's context.
+class ErrorLog(io.RawIOBase):
+    """The bytes under wsgi.errors: complete lines go to the log with the request's context."""
 
-    Like mod_wsgi's Log object it is closed when the request ends: a last line without a
-    newline is logged then, and writing to it afterwards is an error rather than a line that
-    would be attributed to a request that is over.
-    """
+    name = "<wsgi.errors>"
 
     def __init__(self, context: str) -> None:
+        super().__init__()
         self._context = context
-        self._pending = ""
-        self._expired = False
+        self._pending = b""
+        self.expired = False
 
-    def _check_open(self, operation: str) -> None:
-        if self._expired:
-            raise RuntimeError(f"{operation}() called on wsgi.errors after request completed")
+    def _check(self) -> None:
+        if self.expired:
+            raise RuntimeError("wsgi.errors used after request completed")
 
-    def write(self, text: str) -> int:
-        self._check_open("write")
-        if not isinstance(text, str):
-            raise TypeError(f"wsgi.errors.write() argument must be str, not {type(text).__name__}")
-        data = self._pending + text
-        *lines, self._pending = data.split("\n")
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        raise OSError("wsgi.errors log object has no file descriptor")
+
+    def write(self, data: Any) -> int:
+        self._check()
+        chunk = bytes(data)
+        *lines, self._pending = (self._pending + chunk).split(b"\n")
         for line in lines:
-            log.error("[wsgi:error] %s%s", self._context, line)
-        return len(text)
-
-    def writelines(self, lines: list[str]) -> None:
-        for line in lines:
-            self.write(line)
+            log.error("[wsgi:error] %s%s", self._context, line.decode("utf-8", "replace"))
+        return len(chunk)
 
     def flush(self) -> None:
-        self._check_open("flush")
+        self._check()
         if self._pending:
-            log.error("[wsgi:error] %s%s", self._context, self._pending)
-            self._pending = ""
-
-    @property
-    def closed(self) -> bool:
-        return self._expired
+            log.error("[wsgi:error] %s%s", self._context, self._pending.decode("utf-8", "replace"))
+            self._pending = b""
 
     def close(self) -> None:
-        """Log what is left of an unterminated line; later writes raise RuntimeError."""
-        if not self._expired:
+        if not self.closed and not self.expired:
             self.flush()
-            self._expired = True
+        super().close()
+
+
+class ErrorStream(io.TextIOWrapper):
+    """wsgi.errors: a line-buffered UTF-8 text stream, as mod_wsgi's (a TextIOWrapper over its
+    Log object). Like mod_wsgi's it expires when the request ends: a last line without a
+    newline is logged then, and using it afterwards is an error rather than a line that would
+    be attributed to a request that is over."""
+
+    def __init__(self, context: str) -> None:
+        super().__init__(
+            ErrorLog(context),
+            encoding="utf-8",
+            errors="replace",
+            line_buffering=True,
+            write_through=True,
+        )
+
+    def expire(self) -> None:
+        log_buffer = self.buffer
+        assert isinstance(log_buffer, ErrorLog)
+        if not log_buffer.expired and not log_buffer.closed:
+            log_buffer.flush()
+        log_buffer.expired = True

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
 from typing import Any
 
 
@@ -13,15 +12,20 @@ class FileWrapper:
     def __init__(self, filelike: Any, blksize: int = 8192) -> None:
         self.filelike = filelike
         self.blksize = blksize
-        if hasattr(filelike, "close"):
-            self.close = filelike.close
 
-    def __iter__(self) -> Iterator[bytes]:
-        while True:
-            block = self.filelike.read(self.blksize)
-            if not block:
-                return
-            yield block
+    def __iter__(self) -> FileWrapper:
+        return self  # its own iterator, as mod_wsgi's FileWrapper is
+
+    def __next__(self) -> bytes:
+        block: bytes = self.filelike.read(self.blksize)
+        if not block:
+            raise StopIteration
+        return block
+
+    def close(self) -> None:
+        close = getattr(self.filelike, "close", None)
+        if close is not None:
+            close()
 
     def sendfile_span(self) -> tuple[int, int, int] | None:
         """(fd, offset, bytes to end of file) when this wraps a regular file, else None."""

@@ -8,7 +8,7 @@ flat memory and a slow application exerts backpressure on the client.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 HIGH_WATER = 1 << 20
 LOW_WATER = 256 << 10
@@ -149,12 +149,15 @@ class RequestInput:
             if hint is not None and 0 < hint <= total:
                 return lines
 
-    def __iter__(self) -> Iterator[bytes]:
-        while True:
-            line = self.readline()
-            if not line:
-                return
-            yield line
+    def __iter__(self) -> RequestInput:
+        # Its own iterator, as mod_wsgi's Input is: next(environ["wsgi.input"]) works.
+        return self
+
+    def __next__(self) -> bytes:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
 
     def close(self) -> None:
         """Applications may close wsgi.input; reading it afterwards just returns b''."""

@@ -252,7 +252,7 @@ class Responder:
             # The request is over (close() may still have logged to wsgi.errors).
             errors = self.environ.get("wsgi.errors")
             if isinstance(errors, ErrorStream):
-                errors.close()
+                errors.expire()
         return self.outcome
 
     def _consume(self, iterable: Iterable[bytes]) -> None:

@@ -26,12 +26,14 @@
 
 #define PREFIX    "mod_wsgidaemon: "
 #define WD_AGAIN  (-1000)             /* the daemon answered RETRY: connect again */
-#define WD_STALE  (-1001)             /* a pooled connection died before the request was taken */
+#define WD_STALE  (-1001)             /* GOAWAY, then closed: the request was never read */
 #define READ_SIZE 65536               /* request body read from the client at a time */
 #define POOL_SIZE 64                  /* idle daemon connections kept per Apache child */
 #define POOL_IDLE apr_time_from_sec(15)
+/* Log about request q: the first %s in fmt is its daemon group; its script is appended. */
 #define LOG(q, level, rv, fmt, ...) \
-    ap_log_rerror(APLOG_MARK, level, rv, (q)->r, PREFIX fmt, __VA_ARGS__)
+    ap_log_rerror(APLOG_MARK, level, rv, (q)->r, PREFIX fmt ": %s", (q)->group, ##__VA_ARGS__, \
+                  (q)->r->filename)
 
 module AP_MODULE_DECLARE_DATA wsgidaemon_module;
 APLOG_USE_MODULE(wsgidaemon);
@@ -62,10 +64,10 @@ enum { STREAM, REDIRECT, OVERRIDE };  /* what becomes of the response body */
 typedef struct {                      /* one request on its way through a daemon connection */
     request_rec *r;
     wd_daemon *daemon;
-    const char *group, *script;
+    const char *group;
     apr_interval_time_t timeout;
     int fd, large, attempts, error_override, mode;
-    unsigned char *out, *in, *chunk;  /* frames to send (kept for replay until confirmed), read */
+    unsigned char *out, *in;          /* frames to send (kept for replay until confirmed), read */
     apr_size_t out_len, out_sent, out_cap, in_len, in_cap;
     apr_off_t body_sent;
     wd_shim_state st;                 /* what the daemon has said so far */
@@ -247,38 +249,25 @@ static void pool_give(const char *path, int fd)
     apr_thread_mutex_unlock(idle_lock);
 }
 
-/* Close every idle connection when the Apache child exits. */
-static apr_status_t pool_close(void *unused)
-{
-    while (idle_count > 0)
-        close(idle[--idle_count].fd);
-    return APR_SUCCESS;
-}
-
 /* Connect to the group's socket, retrying while the listener is missing or full (mod_wsgi). */
 static int connect_daemon(wd_req *q)
 {
     struct sockaddr_un sa = {AF_UNIX};
     apr_time_t start = apr_time_now(), slept = 0, step;
-    int err;
+    int err, busy;
     apr_cpystrn(sa.sun_path, q->daemon->path, sizeof sa.sun_path);
     for (;;) {
         q->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (q->fd >= 0 && !connect(q->fd, (struct sockaddr *)&sa, sizeof sa))
             return OK;
-        err = errno;
+        err = errno, busy = err == ECONNREFUSED || err == EAGAIN;
         if (q->fd >= 0)
             close(q->fd), q->fd = -1;
-        if (err != ECONNREFUSED && err != EAGAIN) {
+        if (!busy || apr_time_now() - start >= q->daemon->connect_timeout) {
             LOG(q, APLOG_ERR, APR_FROM_OS_ERROR(err), "Unable to connect to WSGI daemon process "
-                "'%s' on '%s' as user with uid=%ld: %s", q->group, q->daemon->path,
-                (long)geteuid(), q->script);
-            return HTTP_SERVICE_UNAVAILABLE;
-        }
-        if (apr_time_now() - start >= q->daemon->connect_timeout) {
-            LOG(q, APLOG_ERR, APR_FROM_OS_ERROR(err), "Unable to connect to WSGI daemon process "
-                "'%s' on '%s' after multiple attempts as listener backlog limit was exceeded or "
-                "the socket does not exist: %s", q->group, q->daemon->path, q->script);
+                "'%s' on '%s' %s", q->daemon->path, busy ? "after multiple attempts as listener "
+                "backlog limit was exceeded or the socket does not exist" :
+                apr_psprintf(q->r->pool, "as user with uid=%ld", (long)geteuid()));
             return HTTP_SERVICE_UNAVAILABLE;
         }
         step = slept < apr_time_from_sec(2) ? apr_time_from_msec(125) : apr_time_from_sec(1);
@@ -336,33 +325,34 @@ static int want_client(wd_req *q)
            (q->confirmed || !q->large || q->body_sent < WD_EAGER_WINDOW);
 }
 
-/* Read the next piece of request body from the client and queue it as a frame. */
+/* Read the next piece of request body from the client straight into a frame in the outbox. */
 static int read_client(wd_req *q)
 {
     apr_size_t len = READ_SIZE;
-    apr_bucket *e;
     apr_status_t rv;
     wd_buf b;
-    int eos = 0;
+    size_t mark;
+    int eos;
     if (q->large && !q->confirmed && len > WD_EAGER_WINDOW - q->body_sent)
         len = (apr_size_t)(WD_EAGER_WINDOW - q->body_sent);
     rv = ap_get_brigade(q->r->input_filters, q->bbin, AP_MODE_READBYTES, APR_BLOCK_READ, len);
-    for (e = APR_BRIGADE_FIRST(q->bbin); e != APR_BRIGADE_SENTINEL(q->bbin); e = APR_BUCKET_NEXT(e))
-        eos |= APR_BUCKET_IS_EOS(e);
+    eos = !APR_BRIGADE_EMPTY(q->bbin) && APR_BUCKET_IS_EOS(APR_BRIGADE_LAST(q->bbin));
+    b = outbox(q, WD_HEADER_SIZE + len);
+    mark = wd_begin_frame(&b, WD_REQUEST_BODY);
     if (rv == APR_SUCCESS)
-        rv = apr_brigade_flatten(q->bbin, (char *)q->chunk, &len);
+        rv = apr_brigade_flatten(q->bbin, (char *)b.p + b.len, &len);
     apr_brigade_cleanup(q->bbin);
     if (rv != APR_SUCCESS) {
         LOG(q, APLOG_ERR, rv, "Unable to read the request body from the client for daemon "
-            "process '%s': %s", q->group, q->script);
+            "process '%s'");
         if (!q->st.head)
             return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
         queue_end(q, "the request body could not be read from the client");
         return OK;
     }
     if (len) {
-        b = outbox(q, WD_HEADER_SIZE + len);
-        wd_put_frame(&b, WD_REQUEST_BODY, q->chunk, (uint32_t)len);
+        b.len += len;
+        wd_end_frame(&b, mark);
         q->out_len = b.len, q->body_sent += len;
     }
     if (eos)
@@ -370,31 +360,50 @@ static int read_client(wd_req *q)
     return OK;
 }
 
-/* Write as much of the outbox as the daemon takes now. */
-static int send_out(wd_req *q)
+/* Write as much of the outbox as the daemon takes now; after a write error, keep reading:
+ * the daemon may have said why (GOAWAY, ERROR). */
+static void send_out(wd_req *q)
 {
     ssize_t n = send(q->fd, q->out + q->out_sent, q->out_len - q->out_sent, MSG_NOSIGNAL);
     if (n >= 0)
         q->out_sent += (apr_size_t)n;
     else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-        q->wclosed = 1;               /* keep reading: the daemon may have said why (GOAWAY) */
-    return OK;
+        q->wclosed = 1;
 }
 
-/* The daemon broke the exchange: 502 before the response head, an aborted client after it. */
+/* Pass the response bytes of one read to the client with a flush (or the end of stream). */
+static void pass_batch(wd_req *q)
+{
+    apr_status_t rv;
+    if (!q->dirty || q->mode != STREAM)
+        return;
+    if (!q->resp_done)
+        APR_BRIGADE_INSERT_TAIL(q->bb, apr_bucket_flush_create(q->r->connection->bucket_alloc));
+    rv = ap_pass_brigade(q->r->output_filters, q->bb);
+    apr_brigade_cleanup(q->bb);
+    q->dirty = 0;
+    if (rv != APR_SUCCESS) {
+        LOG(q, APLOG_DEBUG, rv, "Client went away while receiving the response from daemon "
+            "process '%s'");
+        q->broken = q->resp_done = 1;
+    }
+}
+
+/* The daemon broke the exchange: 502 before the response head, an aborted client after it
+ * (no last chunk, or fewer bytes than the Content-Length, then the connection closes). */
 static int broken(wd_req *q, const char *why)
 {
     conn_rec *c = q->r->connection;
     q->broken = 1;
     if (!q->st.head) {
         LOG(q, APLOG_ERR, 0, "Daemon process '%s' closed connection before sending complete "
-            "response headers: %s%s%s%s", q->group, q->script, why ? " (" : "", why ? why : "",
-            why ? ")" : "");
+            "response headers%s%s%s", why ? " (" : "", why ? why : "", why ? ")" : "");
         return HTTP_BAD_GATEWAY;
     }
     LOG(q, APLOG_ERR, 0, "Response from daemon process '%s' was cut short (%s), aborting the "
-        "client connection: %s", q->group, why ? why : "connection closed", q->script);
-    if (!q->resp_done && q->mode == STREAM) {  /* no last chunk: the client sees the cut */
+        "client connection", why ? why : "connection closed");
+    if (!q->resp_done && q->mode == STREAM) {
+        pass_batch(q);                /* first what came before the fault, head included */
         APR_BRIGADE_INSERT_TAIL(q->bb, ap_bucket_error_create(HTTP_BAD_GATEWAY, NULL, q->r->pool,
                                                               c->bucket_alloc));
         APR_BRIGADE_INSERT_TAIL(q->bb, apr_bucket_eos_create(c->bucket_alloc));
@@ -477,8 +486,8 @@ static int on_frame(wd_req *q, const wd_header *h, const unsigned char *p)
         break;
     case WD_RETRY:
         q->attempts = b;
-        LOG(q, APLOG_INFO, 0, "Daemon process '%s' asked for the request to be sent again (%s%s%s)"
-            ": %s", q->group, wd_retry_name(a), *text ? ": " : "", text, q->script);
+        LOG(q, APLOG_INFO, 0, "Daemon process '%s' asked for the request to be sent again "
+            "(%s%s%s)", wd_retry_name(a), *text ? ": " : "", text);
         return WD_AGAIN;
     case WD_ERROR:
         return broken(q, a == WD_ERR_BAD_VERSION ? version_mismatch(q, b) : apr_psprintf(
@@ -502,24 +511,6 @@ static int on_frame(wd_req *q, const wd_header *h, const unsigned char *p)
     return OK;
 }
 
-/* Pass the response bytes of one read to the client with a flush (or the end of stream). */
-static void pass_batch(wd_req *q)
-{
-    apr_status_t rv;
-    if (!q->dirty || q->mode != STREAM)
-        return;
-    if (!q->resp_done)
-        APR_BRIGADE_INSERT_TAIL(q->bb, apr_bucket_flush_create(q->r->connection->bucket_alloc));
-    rv = ap_pass_brigade(q->r->output_filters, q->bb);
-    apr_brigade_cleanup(q->bb);
-    q->dirty = 0;
-    if (rv != APR_SUCCESS) {
-        LOG(q, APLOG_DEBUG, rv, "Client went away while receiving the response from daemon "
-            "process '%s': %s", q->group, q->script);
-        q->broken = q->resp_done = 1;
-    }
-}
-
 /* Read what the daemon sent, act on every whole frame in it, then pass it on. */
 static int recv_in(wd_req *q)
 {
@@ -534,7 +525,7 @@ static int recv_in(wd_req *q)
     if (n <= 0 && q->st.goaway && !q->confirmed)
         return WD_STALE;              /* closed after GOAWAY: the request was never read */
     if (n <= 0)
-        return broken(q, n < 0 ? apr_pstrdup(q->r->pool, strerror(errno)) : NULL);
+        return broken(q, n < 0 ? strerror(errno) : NULL);
     q->in_len += (apr_size_t)n;
     while (rc == OK && !q->resp_done && q->in_len - at >= WD_HEADER_SIZE) {
         wd_header_parse(q->in + at, &h);
@@ -568,18 +559,18 @@ static int exchange(wd_req *q)
         p.fd = q->fd, p.revents = 0;
         p.events = POLLIN | (q->out_sent < q->out_len && !q->wclosed ? POLLOUT : 0);
         wait = want_client(q) ? 0 : (int)apr_time_as_msec(q->timeout);
-        if ((n = poll(&p, 1, wait)) < 0 && errno != EINTR)
-            rc = broken(q, apr_pstrdup(q->r->pool, strerror(errno)));
-        else if (n == 0 && wait && q->st.head)
-            rc = broken(q, "timeout reading the response body");
-        else if (n == 0 && wait) {
+        if ((n = poll(&p, 1, wait)) == 0 && wait && !q->st.head) {
             LOG(q, APLOG_ERR, 0, "Timeout when reading response headers from daemon process "
-                "'%s': %s", q->group, q->script);
-            rc = HTTP_GATEWAY_TIME_OUT;
+                "'%s'");
+            return HTTP_GATEWAY_TIME_OUT;
         }
-        else if (n > 0 && (p.revents & POLLOUT) && (rc = send_out(q)) != OK)
-            break;
-        else if (n > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)))
+        if (n == 0 && wait)
+            rc = broken(q, "timeout reading the response body");
+        else if (n < 0 && errno != EINTR)
+            rc = broken(q, strerror(errno));
+        if (n > 0 && (p.revents & POLLOUT))
+            send_out(q);
+        if (n > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)))
             rc = recv_in(q);
     }
     return rc;
@@ -588,20 +579,21 @@ static int exchange(wd_req *q)
 /* Send the request to the group's daemon and relay its response, connecting again if told. */
 static int proxy(wd_req *q)
 {
-    int rc, retries = 0, fresh = 0;
-    for (;;) {
-        q->fd = fresh ? -1 : pool_take(q->daemon->path);
-        if (q->fd < 0 && (rc = connect_daemon(q)) != OK)
+    int rc, retries = 0, pooled;
+    for (;;) {                        /* only the first try may use a pooled connection */
+        q->fd = q->out ? -1 : pool_take(q->daemon->path);
+        if (!(pooled = q->fd >= 0) && (rc = connect_daemon(q)) != OK)
             return rc;
         if (!q->out)
             encode_head(q);
         if ((rc = exchange(q)) != WD_AGAIN && rc != WD_STALE)
             break;
         close(q->fd), q->fd = -1;
-        fresh = rc == WD_STALE;       /* the daemon went away unread: try a new connection */
-        if (rc == WD_AGAIN && ++retries > q->attempts) {
+        /* RETRY, or GOAWAY and close before the request was read: the app never saw it. A
+         * pooled connection may go stale for free; every other try counts, so none loops. */
+        if (!(rc == WD_STALE && pooled) && ++retries > q->attempts) {
             LOG(q, APLOG_ERR, 0, "Maximum number of WSGI daemon process '%s' restart attempts "
-                "reached: %d: %s", q->group, q->attempts, q->script);
+                "reached: %d", q->attempts);
             return HTTP_SERVICE_UNAVAILABLE;
         }
         q->out_sent = q->in_len = 0, q->wclosed = 0;
@@ -663,24 +655,21 @@ static int wd_handler(request_rec *r)
     if ((rc = check_request(r, a != NULL, d)) != OK)
         return rc;
     q = apr_pcalloc(r->pool, sizeof *q);
-    q->r = r, q->fd = -1, q->script = r->filename, q->error_override = d->error_override == 1;
+    q->r = r, q->fd = -1, q->error_override = d->error_override == 1;
+    q->attempts = 3;                  /* mod_wsgi's 2 x processes + 1 until RETRY says more */
     build_env(q, a, d);
-    if (!*q->group) {
-        LOG(q, APLOG_ERR, 0, "No WSGI daemon process group for this request (WSGIProcessGroup "
-            "unset or %%{GLOBAL}, and there is no embedded mode): %s", q->script);
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
+    if (!*q->group)
+        return refuse(r, HTTP_INTERNAL_SERVER_ERROR, "No WSGI daemon process group for this "
+                      "request (WSGIProcessGroup unset or %{GLOBAL}; there is no embedded mode)");
     if (!(q->daemon = apr_hash_get(s->daemons, q->group, APR_HASH_KEY_STRING))) {
-        LOG(q, APLOG_ERR, 0, "No WSGI daemon process called '%s' has been configured: %s",
-            q->group, q->script);
+        LOG(q, APLOG_ERR, 0, "No WSGI daemon process called '%s' has been configured");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     q->timeout = q->daemon->socket_timeout ? q->daemon->socket_timeout : r->server->timeout;
     /* LARGE_BODY when the body may outgrow EAGER_WINDOW: chunked, long, or changed by a filter */
     q->large = apr_table_get(r->headers_in, "Transfer-Encoding") || length > WD_EAGER_WINDOW ||
                (length > 0 && r->input_filters->frec->ftype < AP_FTYPE_PROTOCOL);
-    q->chunk = apr_palloc(r->pool, READ_SIZE), q->in_cap = WD_HEADER_SIZE + READ_SIZE;
-    q->in = apr_palloc(r->pool, q->in_cap);
+    q->in = apr_palloc(r->pool, q->in_cap = WD_HEADER_SIZE + READ_SIZE);
     q->bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     q->bbin = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     return proxy(q);
@@ -817,12 +806,11 @@ static const command_rec wd_commands[] = {
     {NULL}
 };
 
-/* Each Apache child keeps its own pool of idle daemon connections. */
+/* Each Apache child keeps its own pool of idle daemon connections (closed when it exits). */
 static void child_init(apr_pool_t *p, server_rec *s)
 {
     if (apr_thread_mutex_create(&idle_lock, APR_THREAD_MUTEX_DEFAULT, p) != APR_SUCCESS)
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, PREFIX "Unable to create a mutex");
-    apr_pool_cleanup_register(p, NULL, pool_close, apr_pool_cleanup_null);
 }
 
 /* Translate after mod_alias (Alias /static beats WSGIScriptAlias /) and before mod_userdir
