@@ -44,6 +44,8 @@ def test_script_is_loaded_like_mod_wsgi(serve: Serve) -> None:
     assert info["file"] == path
     assert info["mtime"] == os.stat(path).st_mtime
     assert info["argv"] == ["mod_wsgi"]
+    # The master forks with signals blocked; nothing of that may reach the application.
+    assert info["blocked_signals"] == 0
 
 
 def test_home_umask_language_and_interpreter_settings(serve: Serve, public_dir: Path) -> None:

@@ -176,10 +176,17 @@ class Master:
             return None
         self.scoreboard_full_logged = False
         master_end, worker_end = control.control_pair()
+        # Signals stay blocked from before fork until the worker has its own handlers: a
+        # signal arriving in between would otherwise run the master's handler in the child,
+        # or be lost. The worker unblocks them (worker.unblock_signals).
+        previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
         pid = os.fork()
         if pid == 0:
             status = 1
             try:
+                signal.set_wakeup_fd(-1)
+                for signum in HANDLED_SIGNALS:
+                    signal.signal(signum, signal.SIG_DFL)
                 master_end.close()
                 for other in self.processes.values():
                     other.control.close()
@@ -191,6 +198,7 @@ class Master:
                 log.exception("worker %d crashed", number)
             finally:
                 os._exit(status)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
         worker_end.close()
         worker = WorkerProcess(number, pid, row, master_end, time.monotonic())
         self.processes[pid] = worker

@@ -97,7 +97,6 @@ class Worker:
             run_once=options.threads == 1 and options.maximum_requests == 1,
         )
         self.base_environ = static_environ(context)
-        self.pool = ThreadPool(options.threads, stack_size=options.stack_size or None)
         self.channels: set[Channel] = set()
         self.channel_class: Callable[[Worker], asyncio.Protocol] = (
             ShimChannel if spec.wire else HTTPChannel
@@ -362,6 +361,10 @@ class Worker:
         loop.add_signal_handler(
             signal.SIGUSR1, lambda: self.request_replacement("SIGUSR1 received")
         )
+        unblock_signals()
+        # Started only now, so the request threads (and whatever processes an application
+        # starts from them) have the signals unblocked too.
+        self.pool = ThreadPool(self.options.threads, stack_size=self.options.stack_size or None)
         self.spec.control.setblocking(False)
         loop.add_reader(self.spec.control.fileno(), self.on_master_message)
         if self.number:
@@ -376,17 +379,15 @@ class Worker:
         return self.exit_code
 
 
+WORKER_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGCHLD)
+
+
+def unblock_signals() -> None:
+    """The master forks with these blocked; a worker takes them once it can handle them."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, WORKER_SIGNALS)
+
+
 def _reset_signals() -> None:
-    signal.set_wakeup_fd(-1)
-    for signum in (
-        signal.SIGTERM,
-        signal.SIGINT,
-        signal.SIGHUP,
-        signal.SIGUSR1,
-        signal.SIGUSR2,
-        signal.SIGCHLD,
-    ):
-        signal.signal(signum, signal.SIG_DFL)
     # mod_wsgi 6 leaves SIGHUP and SIGUSR2 to the application; never let them kill a worker.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGUSR2, signal.SIG_IGN)

@@ -8,6 +8,15 @@ import threading
 LOADED_AS = __name__
 
 
+def blocked_signals():
+    """The request thread's blocked-signal mask, which processes it starts inherit."""
+    with open("/proc/thread-self/status") as status:
+        for line in status:
+            if line.startswith("SigBlk:"):
+                return int(line.split()[1], 16)
+    return -1
+
+
 def application(environ, start_response):
     module = sys.modules[LOADED_AS]
     umask = os.umask(0)
@@ -29,6 +38,7 @@ def application(environ, start_response):
             "file": module.__file__,
             "mtime": module.__mtime__,
             "argv": sys.argv,
+            "blocked_signals": blocked_signals(),
         }
     ).encode()
     start_response("200 OK", [("Content-Type", "application/json"),
