@@ -15,12 +15,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     from wsgidaemon.checkconfig import add_subcommand as add_check_config
+    from wsgidaemon.gateway.group import add_subcommand as add_group
     from wsgidaemon.gateway.serve import add_subcommand as add_serve
     from wsgidaemon.shim.moduleconfig import add_subcommand as add_module_config
 
     add_serve(sub)
     add_check_config(sub)
     add_module_config(sub)
+    add_group(sub)
     return parser
 
 

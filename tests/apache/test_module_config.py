@@ -6,8 +6,11 @@ compiler; the functional tests at the end compile real modules with the machine'
 
 from __future__ import annotations
 
+import ast
+import shlex
 import shutil
 import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +34,7 @@ from wsgidaemon.shim.build import (
     load_module_config,
     parse_magic_header,
     parse_release_header,
+    python_define,
     query_apxs,
 )
 
@@ -161,17 +165,36 @@ def test_headers_give_version_and_module_magic() -> None:
 
 
 def test_compile_command_treats_warnings_as_errors_and_compiles_the_main_file_first() -> None:
-    command = compile_command("/usr/bin/apxs", ["wire.h", "a_helper.c", "mod_wsgidaemon.c"])
+    command = compile_command(
+        "/usr/bin/apxs", ["wire.h", "a_helper.c", "mod_wsgidaemon.c"], "/srv/venv/bin/python"
+    )
     assert command == [
         "/usr/bin/apxs",
         "-c",
         "-Wc,-Wall",
         "-Wc,-Werror",
+        "-D'WSGIDAEMON_PYTHON=\"/srv/venv/bin/python\"'",
         "-o",
         "mod_wsgidaemon.so",
         "mod_wsgidaemon.c",
         "a_helper.c",
     ]
+
+
+def test_compile_command_records_the_running_interpreter_by_default() -> None:
+    command = compile_command("/usr/bin/apxs", ["mod_wsgidaemon.c"])
+    assert python_define(sys.executable) in command
+
+
+@pytest.mark.parametrize(
+    "python", ["/usr/bin/python3", "/opt/my venv/bin/python", '/o\'dd/"q"/back\\slash/python']
+)
+def test_the_interpreter_define_survives_the_shell_and_the_c_compiler(python: str) -> None:
+    # apxs pastes the option into a shell command; the compiler then sees NAME=<C literal>.
+    (word,) = shlex.split(python_define(python))
+    name, _, literal = word.removeprefix("-D").partition("=")
+    assert name == "WSGIDAEMON_PYTHON"
+    assert ast.literal_eval(literal) == python  # C and Python agree on \\ and \"
 
 
 def test_stamp_changes_with_the_sources_and_the_apache_build() -> None:
@@ -185,6 +208,7 @@ def test_stamp_changes_with_the_sources_and_the_apache_build() -> None:
         compute_stamp(SOURCES, apache_build(magic="20120211:143")),
         compute_stamp(SOURCES, apache_build(apxs="/opt/httpd/bin/apxs")),
         compute_stamp(SOURCES, apache_build(variables={"INCLUDEDIR": "/opt/include"})),
+        compute_stamp(SOURCES, apache_build(), python="/other/venv/bin/python"),
     ]
     assert len({base, *variants}) == len(variants) + 1
 
@@ -234,8 +258,9 @@ def test_a_build_is_reused_until_the_sources_change(fake_apxs: Path, tmp_path: P
     assert module == out / "mod_wsgidaemon.so"
     assert module.read_bytes() == SOURCES["mod_wsgidaemon.c"]
     assert ensure_module(out, apache, SOURCES) == module
-    command = "-c -Wc,-Wall -Wc,-Werror -o mod_wsgidaemon.so mod_wsgidaemon.c"
-    assert compiles(fake_apxs) == [command]
+    define = python_define(sys.executable)
+    command = f"-c -Wc,-Wall -Wc,-Werror {define} -o mod_wsgidaemon.so mod_wsgidaemon.c"
+    assert [shlex.split(line) for line in compiles(fake_apxs)] == [shlex.split(command)]
 
     (out / ".build-killed").mkdir()  # left by a build that did not finish
     ensure_module(out, apache, SOURCES, rebuild=True)
@@ -399,6 +424,15 @@ def test_apxs_builds_a_module_apache_accepts(
     assert_no_libpython(module)
     done = new_apache(module=module).config_test()
     assert done.returncode == 0, done.stderr
+
+
+def test_apxs_compiles_the_interpreter_path_in(real_apache: ApacheBuild, tmp_path: Path) -> None:
+    python = '/opt/my "odd" venv/bin/python'
+    probe = PROBE_C + b"const char *wsgidaemon_python = WSGIDAEMON_PYTHON;\n"
+    module = ensure_module(
+        tmp_path / "build", real_apache, {"mod_wsgidaemon.c": probe, "probe.h": b""}, False, python
+    )
+    assert python.encode() + b"\0" in module.read_bytes()
 
 
 def test_apxs_warnings_fail_the_build(real_apache: ApacheBuild, tmp_path: Path) -> None:

@@ -9,8 +9,11 @@ impersonate `X-Foo`; `Proxy` is never exposed (httpoxy); repeated headers are jo
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -29,7 +32,8 @@ _SLASHES = re.compile(r"/{2,}")
 class AppContext:
     """What every request in one worker shares."""
 
-    script: str
+    script: str | None
+    """The default SCRIPT_FILENAME (serve); through Apache every request names its own."""
     process_group: str
     application_group: str
     callable_object: str
@@ -48,7 +52,7 @@ def application_group_name(configured: str) -> str:
 
 
 def static_environ(context: AppContext) -> dict[str, Any]:
-    return {
+    environ: dict[str, Any] = {
         "wsgi.version": (1, 0),
         "wsgi.multithread": context.multithread,
         "wsgi.multiprocess": context.multiprocess,
@@ -61,9 +65,11 @@ def static_environ(context: AppContext) -> dict[str, Any]:
         "mod_wsgi.request_handler": "wsgi-script",
         "mod_wsgi.handler_script": "",
         "mod_wsgi.version": MOD_WSGI_VERSION,
-        "SCRIPT_FILENAME": context.script,
         "SERVER_SOFTWARE": SERVER_SOFTWARE,
     }
+    if context.script is not None:
+        environ["SCRIPT_FILENAME"] = context.script
+    return environ
 
 
 def normalize_path(raw: bytes) -> str:
@@ -195,6 +201,10 @@ def wire_cgi_environ(pairs: tuple[tuple[bytes, bytes], ...]) -> dict[str, Any]:
                 environ[key] = int(value) / 1e6  # mod_wsgi 6: float seconds
             except ValueError:
                 del environ[key]
+    proxies = environ.pop("mod_wsgi.trusted_proxies", "")
+    proxy_headers = environ.pop("mod_wsgi.trusted_proxy_headers", "")
+    if proxy_headers:
+        apply_trusted_proxies(environ, proxies.split(), proxy_headers.split())
     https = environ.pop("HTTPS", "")
     environ["wsgi.url_scheme"] = "https" if https.lower() in ("on", "1") else "http"
     version = environ.pop("mod_wsgi.apache_version", None)
@@ -207,3 +217,137 @@ def wire_cgi_environ(pairs: tuple[tuple[bytes, bytes], ...]) -> dict[str, Any]:
     for key in ("SCRIPT_NAME", "PATH_INFO", "QUERY_STRING"):
         environ.setdefault(key, "")
     return environ
+
+
+# -- WSGITrustedProxies / WSGITrustedProxyHeaders ------------------------------------------------
+#
+# The shim passes both directives' values through (mod_wsgi.trusted_proxies,
+# mod_wsgi.trusted_proxy_headers) and the daemon rewrites the environ as mod_wsgi does:
+# from a trusted peer (any peer when no proxies are listed) each listed header sets the
+# variable it stands for; the other headers of the same category are dropped, so that the
+# application cannot be fooled by one nobody vouched for. From any other peer every header of
+# the listed categories is dropped, and the listed headers themselves.
+
+_CLIENT = ("HTTP_X_FORWARDED_FOR", "HTTP_X_CLIENT_IP", "HTTP_X_REAL_IP")
+_HOST = ("HTTP_X_FORWARDED_HOST", "HTTP_X_HOST")
+_SCRIPT_NAME = ("HTTP_X_SCRIPT_NAME", "HTTP_X_FORWARDED_SCRIPT_NAME")
+_SCHEME_WORD = ("HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_SCHEME", "HTTP_X_SCHEME")
+_SCHEME_FLAG = ("HTTP_X_FORWARDED_HTTPS", "HTTP_X_FORWARDED_SSL", "HTTP_X_HTTPS")
+_CATEGORIES: tuple[tuple[str, ...], ...] = (
+    _CLIENT,
+    _HOST,
+    _SCRIPT_NAME,
+    _SCHEME_WORD + _SCHEME_FLAG,
+)
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def header_key(name: str) -> str:
+    """`X-Forwarded-For` -> `HTTP_X_FORWARDED_FOR` (a name already in that form is kept)."""
+    key = name.upper().replace("-", "_")
+    return key if key.startswith("HTTP_") else "HTTP_" + key
+
+
+@functools.lru_cache(maxsize=64)
+def proxy_networks(entries: tuple[str, ...]) -> tuple[Network, ...]:
+    """WSGITrustedProxies entries: addresses, ADDRESS/BITS, ADDRESS/NETMASK, or Apache's
+    partial IPv4 addresses (`10.1` is 10.1.0.0/16). Entries that are none of these (Apache
+    refuses them) are ignored."""
+    networks = []
+    for entry in entries:
+        text = entry
+        if "/" not in text and ":" not in text and text.count(".") < 3:
+            octets = [part for part in text.split(".") if part]
+            text = ".".join(octets + ["0"] * (4 - len(octets))) + f"/{8 * len(octets)}"
+        try:
+            networks.append(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            continue
+    return tuple(networks)
+
+
+def _address(text: str) -> Address | None:
+    try:
+        address = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _trusted(text: str, networks: Sequence[Network]) -> bool | None:
+    """Whether the address is one of the trusted proxies; None if it is not an address."""
+    address = _address(text)
+    if address is None:
+        return None
+    return any(address in network for network in networks)
+
+
+def _forwarded_for(environ: dict[str, Any], value: str, networks: Sequence[Network]) -> None:
+    hops = [hop.strip() for hop in value.split(",") if hop.strip()]
+    if not hops:
+        return
+    if not networks:
+        # Nothing to verify the chain with: the proxy's word for the original client.
+        environ["REMOTE_ADDR"] = hops[0]
+        return
+    # Right to left through the trusted proxies: the hop just before them is the client.
+    first_trusted = None
+    for index in range(len(hops) - 1, -1, -1):
+        if not _trusted(hops[index], networks):
+            break
+        first_trusted = index
+    # None trusted: the last hop is the only one vouched for (by the peer itself).
+    client = len(hops) - 1 if first_trusted is None else max(first_trusted - 1, 0)
+    environ["REMOTE_ADDR"] = hops[client]
+    environ["HTTP_X_FORWARDED_FOR"] = ", ".join(hops[client:])
+
+
+def apply_trusted_proxies(
+    environ: dict[str, Any], proxies: Sequence[str], headers: Sequence[str]
+) -> None:
+    """Rewrite `environ` (CGI variables, HTTPS still a variable) for trusted proxy headers."""
+    networks = proxy_networks(tuple(proxies))
+    keys = [header_key(name) for name in headers]
+    peer_trusted = not networks or bool(_trusted(environ.get("REMOTE_ADDR", ""), networks))
+    used: dict[tuple[str, ...], str] = {}  # category -> the header that was applied
+    for key in keys:
+        category: tuple[str, ...] | None = next((c for c in _CATEGORIES if key in c), None)
+        if category is not None:
+            used.setdefault(category, "")
+        if not peer_trusted:
+            environ.pop(key, None)
+            continue
+        value = environ.get(key)
+        if value is None:
+            continue
+        if key == "HTTP_X_FORWARDED_FOR":
+            _forwarded_for(environ, value, networks)
+        elif key in _CLIENT:
+            environ["REMOTE_ADDR"] = value
+        elif key in _HOST:
+            environ["HTTP_HOST"] = value
+        elif key == "HTTP_X_FORWARDED_SERVER":
+            environ["SERVER_NAME"] = value
+        elif key == "HTTP_X_FORWARDED_PORT":
+            environ["SERVER_PORT"] = value
+        elif key in _SCRIPT_NAME:
+            environ["SCRIPT_NAME"] = value
+            environ["mod_wsgi.mount_point"] = value
+        elif key in _SCHEME_WORD:
+            if value.lower() == "https":
+                environ["HTTPS"] = "1"
+        elif key in _SCHEME_FLAG:
+            if value.lower() in ("on", "true", "1"):
+                environ["HTTPS"] = "1"
+        else:
+            continue  # not a header mod_wsgi knows: left as it is
+        if category is not None:
+            used[category] = key
+    for members, kept in used.items():
+        for key in members:
+            if key != kept:
+                environ.pop(key, None)

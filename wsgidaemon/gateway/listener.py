@@ -100,3 +100,26 @@ def remove_socket_file(path: str, inode: int) -> None:
             os.unlink(path)
     except OSError:
         pass
+
+
+class SocketFile:
+    """A Unix socket a master bound, and where its file is now.
+
+    A master taking over from another binds `PATH.new` and renames it over `PATH` (`move`).
+    At exit (`close`) the file is removed only where it still is this socket's: after a
+    takeover the file at PATH is the new master's, a different inode, and stays.
+    """
+
+    def __init__(self, path: str, options: DaemonOptions) -> None:
+        self.path = os.path.abspath(path)
+        self.sock = unix_listener(self.path, options)
+        self.inode = os.stat(self.path).st_ino
+
+    def move(self, target: str) -> None:
+        target = os.path.abspath(target)
+        os.rename(self.path, target)
+        self.path = target
+
+    def close(self) -> None:
+        self.sock.close()
+        remove_socket_file(self.path, self.inode)

@@ -13,6 +13,14 @@ Rules:
   successor can take over at once, a group with maximum-requests keeps one standby worker
   forked, loaded and waiting; the master hands it the retiring worker's number.
 - A worker that dies before it was ready is restarted with a capped, growing delay.
+- A worker whose WSGI script changed on disk reports STALE and drains; it is replaced as a
+  worker at maximum-requests is, and a standby forked before the change goes too (it holds
+  the old code).
+- SIGUSR2 means another master took over the socket (`wsgidaemon group --takeover-pid`):
+  the workers go on accepting for HANDOVER_GRACE seconds, which empties the listen backlog of
+  connections made before the takeover, then drain within graceful-timeout and the master
+  exits. The socket file is left alone (its path is the new master's now).
+- With a parent fd (Apache's end of a pipe), end of file on it stops the group as SIGTERM.
 """
 
 from __future__ import annotations
@@ -40,10 +48,22 @@ RunWorker = Callable[[int, int, socket.socket], int]
 """(worker number, or 0 for a standby; scoreboard row; worker end of the control pair)
 -> exit status."""
 
-HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGCHLD)
+HANDLED_SIGNALS = (
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGHUP,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGCHLD,
+)
 BACKOFF_FIRST = 1.0
 BACKOFF_CAP = 30.0
 EXIT_REASONS = {3: "its setup failed", 4: "it could not load the application"}
+# After SIGUSR2, how long the workers keep accepting before they drain.
+HANDOVER_GRACE = 2.0
+# Selector key data of the parent fd (worker control sockets carry their WorkerProcess,
+# the signal wakeup socket None).
+PARENT = "parent"
 
 
 @dataclass
@@ -53,6 +73,8 @@ class WorkerProcess:
     row: int
     control: socket.socket
     started: float
+    forked_at: float = 0.0
+    """time.monotonic() at fork, never changed (`started` is reset by startup-timeout)."""
     ready: bool = False
     draining: bool = False
     deadline: float | None = None
@@ -101,6 +123,8 @@ class Master:
         run_worker: RunWorker,
         scoreboard: Scoreboard,
         on_exit: Callable[[], None] | None = None,
+        parent_fd: int | None = None,
+        on_first_ready: Callable[[], None] | None = None,
     ) -> None:
         self.group = group
         self.options = group.options
@@ -108,6 +132,12 @@ class Master:
         self.run_worker = run_worker
         self.scoreboard = scoreboard
         self.on_exit = on_exit
+        self.parent_fd = parent_fd
+        # Called once, when the first worker (not a standby) accepts: the takeover point.
+        self.on_first_ready = on_first_ready
+        self.handover_at: float | None = None
+        # (script, mtime) of each code change a worker reported -> when it was first reported.
+        self.code_changes: dict[tuple[bytes, bytes], float] = {}
         self.slots = [Slot(number) for number in range(1, self.options.processes + 1)]
         self.processes: dict[int, WorkerProcess] = {}
         self.selector = selectors.DefaultSelector()
@@ -134,6 +164,9 @@ class Master:
         for signum in HANDLED_SIGNALS:
             signal.signal(signum, self._enqueue)
         self.selector.register(self.wakeup_r, selectors.EVENT_READ, None)
+        if self.parent_fd is not None:
+            os.set_blocking(self.parent_fd, False)
+            self.selector.register(self.parent_fd, selectors.EVENT_READ, PARENT)
 
     def handle_signals(self) -> None:
         while self.signals:
@@ -165,6 +198,31 @@ class Master:
         log.info("SIGUSR1: restarting workers gracefully (drain time %gs)", timeout)
         self.queue_all(timeout)
 
+    def handle_sigusr2(self) -> None:
+        if self.stopping or self.handover_at is not None:
+            return
+        log.info(
+            "SIGUSR2: another master took over the socket; serving what is already queued "
+            "for %gs, then finishing requests within graceful-timeout of %gs",
+            HANDOVER_GRACE,
+            self.options.graceful_timeout,
+        )
+        self.handover_at = time.monotonic() + HANDOVER_GRACE
+
+    def on_parent_readable(self) -> None:
+        assert self.parent_fd is not None
+        try:
+            data = os.read(self.parent_fd, 4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if data:
+            return  # nothing is ever written; only end of file means something
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(self.parent_fd)
+        self.begin_stop("end of file on the parent fd (Apache is gone)")
+
     # -- spawning and reaping -----------------------------------------------------------------
 
     def spawn(self, number: int) -> WorkerProcess | None:
@@ -190,6 +248,8 @@ class Master:
                 master_end.close()
                 for other in self.processes.values():
                     other.control.close()
+                if self.parent_fd is not None:
+                    os.close(self.parent_fd)
                 self.selector.close()
                 self.wakeup_r.close()
                 self.wakeup_w.close()
@@ -200,7 +260,8 @@ class Master:
                 os._exit(status)
         signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
         worker_end.close()
-        worker = WorkerProcess(number, pid, row, master_end, time.monotonic())
+        now = time.monotonic()
+        worker = WorkerProcess(number, pid, row, master_end, now, forked_at=now)
         self.processes[pid] = worker
         self.selector.register(master_end, selectors.EVENT_READ, worker)
         if number:
@@ -279,7 +340,7 @@ class Master:
 
     def on_message(self, worker: WorkerProcess) -> None:
         try:
-            message = worker.control.recv(64)
+            message = worker.control.recv(8192)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -299,6 +360,9 @@ class Master:
                 control.send(worker.control, control.accept_message(worker.number))
             if slot.successor is worker:
                 self.promote(slot)
+            if self.on_first_ready is not None:
+                callback, self.on_first_ready = self.on_first_ready, None
+                callback()
             return
         if worker.number == 0 or worker.draining:
             return
@@ -310,6 +374,30 @@ class Master:
             self.take_over(slot)
         elif message == control.REPLACE and worker is slot.current:
             self.queue_retire(slot, self.options.graceful_timeout)
+        elif message.startswith(control.STALE) and worker is slot.current:
+            self.retire_stale(slot, worker, message)
+
+    def retire_stale(self, slot: Slot, worker: WorkerProcess, message: bytes) -> None:
+        """The worker found its WSGI script changed and stopped accepting: replace it, and
+        the standby too if it was forked before the change was first seen (it may hold the
+        old code; one forked later loaded the new one)."""
+        mtime, script = control.parse_stale(message)
+        first_seen = self.code_changes.setdefault((script, mtime), time.monotonic())
+        log.info(
+            "worker %d (pid %d): WSGI script '%s' changed; replacing the worker",
+            worker.number,
+            worker.pid,
+            os.fsdecode(script),
+        )
+        standby = self.standby
+        if standby is not None and standby.forked_at <= first_seen:
+            log.info("standby worker (pid %d) holds the old code; replacing it", standby.pid)
+            self.kill(standby, signal.SIGTERM)
+            self.standby = None
+        slot.current = None
+        self.drain(worker, self.options.graceful_timeout)
+        slot.outgoing.append(worker)
+        self.take_over(slot)
 
     def take_over(self, slot: Slot) -> None:
         """Give a slot whose worker stopped accepting to the standby, if there is one."""
@@ -437,13 +525,15 @@ class Master:
                     worker.ready = False
                     self.kill(worker, signal.SIGKILL)
 
-    def begin_stop(self, why: str) -> None:
+    def begin_stop(self, why: str, timeout: float | None = None) -> None:
         if self.stopping:
             return
         self.stopping = True
-        timeout = self.options.shutdown_timeout
+        limit = "shutdown-timeout" if timeout is None else "graceful-timeout"
+        if timeout is None:
+            timeout = self.options.shutdown_timeout
         self.stop_deadline = time.monotonic() + timeout
-        log.info("%s: stopping; in-flight requests have %gs (shutdown-timeout)", why, timeout)
+        log.info("%s: stopping; in-flight requests have %gs (%s)", why, timeout, limit)
         for worker in self.processes.values():
             self.tell_drain(worker, timeout)
 
@@ -454,6 +544,8 @@ class Master:
                 timeout = min(timeout, slot.not_before - now)
         if self.stopping:
             timeout = min(timeout, max(self.stop_deadline - now, 0.0), 0.1)
+        elif self.handover_at is not None:
+            timeout = min(timeout, self.handover_at - now)
         return max(timeout, 0.0)
 
     def run(self) -> int:
@@ -470,11 +562,16 @@ class Master:
                                 pass
                         except (BlockingIOError, InterruptedError):
                             pass
+                    elif key.data is PARENT:
+                        self.on_parent_readable()
                     else:
                         self.on_message(key.data)
                 self.handle_signals()
                 self.reap()
                 now = time.monotonic()
+                if self.handover_at is not None and now >= self.handover_at:
+                    self.handover_at = None
+                    self.begin_stop("handed over to the new master", self.options.graceful_timeout)
                 if self.stopping:
                     if not self.processes:
                         break

@@ -1,14 +1,20 @@
-"""The WSGI scripts a worker serves: the one it preloads, and any other a request names.
+"""The WSGI scripts a worker serves: those it preloads, and any other a request names.
 
 Through Apache one daemon group may serve several WSGIScriptAlias targets, and mod_wsgi loads
 each script a request names on first use. Loading is serialised by one lock, as mod_wsgi's
 module lock does; the callable is looked up once per (script, callable name).
+
+With WSGIScriptReloading (on by default) a worker must not run a script whose file changed
+after it was loaded: `changed` tells, as mod_wsgi decides it (mtime differs, in either
+direction, or the script's own `reload_required(resource)` says so).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
+from collections.abc import Iterable
 
 from wsgidaemon.gateway.loader import LoadedScript, ScriptLoadError, WSGIApp, load_script
 
@@ -16,11 +22,14 @@ log = logging.getLogger("wsgidaemon")
 
 
 class ScriptCache:
-    def __init__(self, preloaded: LoadedScript) -> None:
-        self._scripts = {preloaded.path: preloaded}
+    def __init__(self, preloaded: Iterable[LoadedScript] = ()) -> None:
+        self._scripts = {script.path: script for script in preloaded}
         self._apps: dict[tuple[str, str], WSGIApp | None] = {}
         self._lock = threading.Lock()
-        self.default = preloaded
+
+    def loaded(self, path: str) -> LoadedScript | None:
+        """The script at `path` if this worker has loaded it; never loads."""
+        return self._scripts.get(path)
 
     def script(self, path: str) -> LoadedScript | None:
         """The loaded script at `path`, loading it now if needed; None if it cannot load."""
@@ -49,3 +58,24 @@ class ScriptCache:
         if script is not None:
             self._apps[key] = app
         return app
+
+    def changed(self, path: str) -> float | None:
+        """If the script at `path` was loaded here and has changed since, its file's mtime
+        now; else None. A script not loaded yet has nothing to be stale about."""
+        script = self._scripts.get(path)
+        if script is None:
+            return None
+        try:
+            mtime = os.stat(path).st_mtime
+        except OSError:
+            return None  # gone: Apache answers 404 before a request gets here
+        if mtime != script.mtime:
+            return mtime
+        hook = getattr(script.module, "reload_required", None)
+        if callable(hook):
+            try:
+                if hook(path):
+                    return mtime
+            except Exception:
+                log.exception("reload_required() in WSGI script '%s' raised; not reloading", path)
+        return None

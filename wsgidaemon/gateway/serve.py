@@ -7,20 +7,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import socket
 import sys
 from collections.abc import Callable
 
-from wsgidaemon.config import ConfigError, DaemonGroup, add_option_flags, group_from_flags
+from wsgidaemon.config import ConfigError, add_option_flags, group_from_flags
 from wsgidaemon.gateway.errorlog import configure_logging
-from wsgidaemon.gateway.listener import (
-    ListenerError,
-    remove_socket_file,
-    tcp_listener,
-    unix_listener,
-)
-from wsgidaemon.gateway.master import Master, RunWorker
-from wsgidaemon.gateway.scoreboard import Scoreboard
+from wsgidaemon.gateway.launch import WorkerSettings, build_master, describe_group
+from wsgidaemon.gateway.listener import ListenerError, SocketFile, tcp_listener
 
 log = logging.getLogger("wsgidaemon")
 
@@ -74,16 +67,11 @@ def run(args: argparse.Namespace) -> int:
     on_exit: Callable[[], None]
     try:
         if args.socket:
-            listener = unix_listener(args.socket, provisional.options)
-            where = os.path.abspath(args.socket)
-            inode = os.stat(where).st_ino
-
-            def on_exit() -> None:
-                listener.close()
-                remove_socket_file(where, inode)
-
-            default_name = f"unix:{where}"
-            banner = f"listening on unix:{where} for the Apache module"
+            socket_file = SocketFile(args.socket, provisional.options)
+            listener = socket_file.sock
+            on_exit = socket_file.close
+            default_name = f"unix:{socket_file.path}"
+            banner = f"listening on unix:{socket_file.path} for the Apache module"
         else:
             listener = tcp_listener(args.host, args.port, provisional.options)
             on_exit = listener.close
@@ -98,47 +86,14 @@ def run(args: argparse.Namespace) -> int:
     group = group_from_flags(name, args) if name != provisional.name else provisional
     if os.geteuid() == 0 and group.options.user is None:
         log.warning("started as root without user=: workers will run as root; pass --user")
-    options = group.options
-    log.info(
-        "%s (daemon group '%s', %d process%s x %d threads, pid %d)",
-        banner,
-        name,
-        options.processes,
-        "" if options.processes == 1 else "es",
-        options.threads,
-        os.getpid(),
+    log.info("%s (%s)", banner, describe_group(group))
+    settings = WorkerSettings(
+        preload=(script,),
+        script=script,
+        callable_object=args.callable_object,
+        application_group=args.application_group,
+        keep_alive_timeout=args.keep_alive_timeout,
+        wire=bool(args.socket),
     )
-    # Room for every worker, a standby, and workers still draining after being replaced.
-    scoreboard = Scoreboard(4 * options.processes + 4)
-    run_worker = _worker_runner(group, listener, scoreboard, script, args)
-    master = Master(group, listener, run_worker, scoreboard, on_exit=on_exit)
+    master = build_master(group, listener, settings, on_exit=on_exit)
     return master.run()
-
-
-def _worker_runner(
-    group: DaemonGroup,
-    listener: socket.socket,
-    scoreboard: Scoreboard,
-    script: str,
-    args: argparse.Namespace,
-) -> RunWorker:
-    def run_worker(number: int, row: int, control: socket.socket) -> int:
-        # Imported here, after fork, so that only workers ever load the WSGI adapter.
-        from wsgidaemon.gateway import worker
-
-        spec = worker.WorkerSpec(
-            group=group,
-            number=number,
-            row=row,
-            scoreboard=scoreboard,
-            listener=listener,
-            control=control,
-            script=script,
-            callable_object=args.callable_object,
-            application_group=args.application_group,
-            keep_alive_timeout=args.keep_alive_timeout,
-            wire=bool(args.socket),
-        )
-        return worker.main(spec)
-
-    return run_worker

@@ -60,9 +60,14 @@ def drop_privileges(options: DaemonOptions) -> pwd.struct_passwd | None:
     return user
 
 
-def prepare_worker(options: DaemonOptions) -> None:
+def prepare_worker(options: DaemonOptions, apache_user: str | None = None) -> None:
+    """`apache_user`: Apache's User when Apache started the group. As in mod_wsgi, a worker
+    running as that user keeps the inherited working directory unless home= says otherwise;
+    one running as another user changes to that user's home directory."""
     user = drop_privileges(options)
-    home = options.home or (user.pw_dir if user is not None else None)
+    home = options.home
+    if home is None and user is not None and not _same_user(user, apache_user):
+        home = user.pw_dir
     if home:
         try:
             os.chdir(home)
@@ -86,6 +91,15 @@ def prepare_worker(options: DaemonOptions) -> None:
     if options.cpu_priority:
         os.setpriority(os.PRIO_PROCESS, 0, options.cpu_priority)
     apply_limits(options)
+
+
+def _same_user(user: pwd.struct_passwd, other: str | None) -> bool:
+    if other is None:
+        return False
+    try:
+        return resolve_user(other).pw_uid == user.pw_uid
+    except WorkerSetupError:
+        return False
 
 
 def add_python_path(entries: tuple[str, ...]) -> None:

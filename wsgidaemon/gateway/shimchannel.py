@@ -220,12 +220,35 @@ class ShimChannel(asyncio.Protocol):
                 )
             )
             return
+        script = self._reload_candidate(head)
+        mtime = self.worker.script_changed(script) if script is not None else None
+        if script is not None and mtime is not None:
+            # WSGIScriptReloading: never run old code. The shim sends the request again; the
+            # worker drains and a new one loads the script afresh.
+            self.retrying = True
+            self.transport.write(
+                self.conn.send_retry(
+                    RetryReason.SCRIPT_CHANGED,
+                    self.worker.retry_attempts,
+                    "the WSGI script changed; the worker is reloading",
+                )
+            )
+            self.worker.retire_stale(script, mtime)
+            return
         exchange = ShimExchange(self, head)
         self.exchange = exchange
         self.discarded = 0
         if head.large_body:
             self.transport.write(self.conn.send_start())
         self.worker.dispatch(exchange)
+
+    @staticmethod
+    def _reload_candidate(head: WireRequestHead) -> str | None:
+        """The script to check for changes, when the request has WSGIScriptReloading on."""
+        if _lookup(head.environ, b"mod_wsgi.script_reloading") != b"1":
+            return None
+        script = _lookup(head.environ, b"SCRIPT_FILENAME")
+        return os.fsdecode(script) if script is not None else None
 
     def _on_body(self, data: bytes) -> None:
         exchange = self.exchange

@@ -1,8 +1,8 @@
 """One worker process: its threads, its event loop, and the requests it serves.
 
 Runs only in a child the master forked. Order of work: title, identity and environment
-(setup.py), load the script, start the thread pool, then accept from the inherited listening
-socket on a uvloop event loop. Exit codes tell the master why a worker stopped early.
+(setup.py), load the preloaded scripts, start the thread pool, then accept from the inherited
+listening socket on a uvloop event loop. Exit codes tell the master why a worker stopped early.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from wsgidaemon.gateway.environ import AppContext, static_environ
 from wsgidaemon.gateway.errorlog import ErrorStream
 from wsgidaemon.gateway.exchange import Exchange
 from wsgidaemon.gateway.httpchannel import HTTPChannel
+from wsgidaemon.gateway.launch import WorkerSettings
 from wsgidaemon.gateway.loader import LoadedScript, ScriptLoadError, load_script
 from wsgidaemon.gateway.response import ERROR_PAGE, Responder
 from wsgidaemon.gateway.scoreboard import Row, Scoreboard, State
@@ -63,12 +64,7 @@ class WorkerSpec:
     scoreboard: Scoreboard
     listener: socket.socket
     control: socket.socket
-    script: str
-    callable_object: str
-    application_group: str
-    keep_alive_timeout: float
-    wire: bool = False
-    """The listener speaks docs/wire-protocol.md to the Apache shim, not HTTP."""
+    settings: WorkerSettings
     max_head: int = DEFAULT_MAX_HEAD
 
 
@@ -79,19 +75,21 @@ class Channel(Protocol):
 
 
 class Worker:
-    def __init__(self, spec: WorkerSpec, script: LoadedScript) -> None:
+    def __init__(self, spec: WorkerSpec, preloaded: list[LoadedScript]) -> None:
         self.spec = spec
+        settings = spec.settings
+        self.settings = settings
         options = spec.group.options
         self.options = options
         self.loop = uvloop.new_event_loop()
         self.http_limits = HTTPLimits()
         self.send_timeout = options.effective_socket_timeout
-        self.scripts = ScriptCache(script)
+        self.scripts = ScriptCache(preloaded)
         context = AppContext(
-            script=script.path,
+            script=settings.script,
             process_group=spec.group.name,
-            application_group=spec.application_group,
-            callable_object=spec.callable_object,
+            application_group=settings.application_group,
+            callable_object=settings.callable_object,
             multithread=options.threads != 1,
             multiprocess=spec.group.multiprocess,
             run_once=options.threads == 1 and options.maximum_requests == 1,
@@ -99,7 +97,7 @@ class Worker:
         self.base_environ = static_environ(context)
         self.channels: set[Channel] = set()
         self.channel_class: Callable[[Worker], asyncio.Protocol] = (
-            ShimChannel if spec.wire else HTTPChannel
+            ShimChannel if settings.wire else HTTPChannel
         )
         self.max_head = spec.max_head
         self.retry_attempts = 2 * options.processes + 1
@@ -208,8 +206,15 @@ class Worker:
             log.error("Queue timeout expired for WSGI daemon process '%s'.", self.spec.group.name)
             self._plain_error(exchange, "504 Gateway Timeout")
             return
-        script = environ["SCRIPT_FILENAME"]
-        name = environ.get("mod_wsgi.callable_object") or self.spec.callable_object
+        script = environ.get("SCRIPT_FILENAME")
+        if not script:
+            log.error("The request names no WSGI script (SCRIPT_FILENAME) to run.")
+            self._plain_error(exchange, "500 Internal Server Error")
+            return
+        name = environ.get("mod_wsgi.callable_object") or self.settings.callable_object
+        if self.scripts.script(script) is None:  # it could not be loaded; that is logged
+            self._plain_error(exchange, "500 Internal Server Error")
+            return
         app = self.scripts.app(script, name)
         if app is None:
             log.error(
@@ -252,6 +257,26 @@ class Worker:
             self.drain()
             control.send(self.spec.control, control.RETIRING)
 
+    def script_changed(self, script: str) -> float | None:
+        """Loop thread, before a request is handed to the application: if `script` changed
+        since this worker loaded it, its file's mtime now."""
+        return self.scripts.changed(script)
+
+    def retire_stale(self, script: str, mtime: float) -> None:
+        """A request found `script` changed (and was sent elsewhere): take no more requests,
+        finish those in flight, and let the master replace this worker."""
+        if self.draining:
+            return
+        log.info(
+            "worker %d (pid %d): WSGI script '%s' has changed; finishing and exiting so that "
+            "a new worker loads it",
+            self.number,
+            os.getpid(),
+            script,
+        )
+        self.drain()
+        control.send(self.spec.control, control.stale_message(mtime, script))
+
     def request_replacement(self, reason: str) -> None:
         """Ask the master for a successor; keep serving until it tells us to drain."""
         if not self.replace_requested and not self.draining and self.number:
@@ -284,7 +309,7 @@ class Worker:
         now = time.monotonic()
         self.publish()
         for channel in list(self.channels):
-            channel.tick(now, self.spec.keep_alive_timeout)
+            channel.tick(now, self.settings.keep_alive_timeout)
         options = self.options
         if options.restart_interval and now - self.started >= options.restart_interval:
             self.request_replacement(f"restart interval of {options.restart_interval:g}s passed")
@@ -361,25 +386,38 @@ class Worker:
         loop.add_signal_handler(
             signal.SIGUSR1, lambda: self.request_replacement("SIGUSR1 received")
         )
+        # uvloop listens for signals only once the loop runs: a signal that was pending
+        # (the master's SIGTERM to a standby still loading) and unblocked before then would
+        # be lost. So everything from unblocking on happens in the running loop.
+        loop.call_soon(self.start)
+        loop.run_forever()
+        self.pool.shutdown(timeout=0.1)
+        return self.exit_code
+
+    def start(self) -> None:
         unblock_signals()
         # Started only now, so the request threads (and whatever processes an application
         # starts from them) have the signals unblocked too.
         self.pool = ThreadPool(self.options.threads, stack_size=self.options.stack_size or None)
         self.spec.control.setblocking(False)
-        loop.add_reader(self.spec.control.fileno(), self.on_master_message)
+        self.loop.add_reader(self.spec.control.fileno(), self.on_master_message)
         if self.number:
             self.begin_accepting()
         else:
             self.publish()
             log.info("standby worker (pid %d) loaded and waiting", os.getpid())
         control.send(self.spec.control, control.READY)
-        loop.call_later(TICK, self.tick)
-        loop.run_forever()
-        self.pool.shutdown(timeout=0.1)
-        return self.exit_code
+        self.loop.call_later(TICK, self.tick)
 
 
-WORKER_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGCHLD)
+WORKER_SIGNALS = (
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGHUP,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGCHLD,
+)
 
 
 def unblock_signals() -> None:
@@ -401,25 +439,29 @@ def main(spec: WorkerSpec) -> int:
         if spec.number
         else spec.group.title or f"wsgidaemon: standby worker [{spec.group.name}]"
     )
+    settings = spec.settings
     try:
-        prepare_worker(spec.group.options)
+        prepare_worker(spec.group.options, apache_user=settings.apache_user)
     except (WorkerSetupError, OSError) as exc:
         log.error("worker %d (pid %d) cannot start: %s", spec.number, os.getpid(), exc)
         return EXIT_SETUP_FAILED
-    try:
-        script = load_script(spec.script)
-    except ScriptLoadError as exc:
-        cause = exc.__cause__
-        detail = "".join(_format(cause)) if cause is not None else ""
-        log.error("%s\n%s", exc, detail.rstrip())
-        return EXIT_LOAD_FAILED
-    if script.callable(spec.callable_object) is None:
+    preloaded = []
+    for path in settings.preload:
+        try:
+            preloaded.append(load_script(path))
+        except ScriptLoadError as exc:
+            cause = exc.__cause__
+            detail = "".join(_format(cause)) if cause is not None else ""
+            log.error("%s\n%s", exc, detail.rstrip())
+            return EXIT_LOAD_FAILED
+    default = next((s for s in preloaded if s.path == settings.script), None)
+    if default is not None and default.callable(settings.callable_object) is None:
         log.error(
             "Target WSGI script '%s' does not contain WSGI application '%s'.",
-            script.path,
-            spec.callable_object,
+            default.path,
+            settings.callable_object,
         )
-    worker = Worker(spec, script)
+    worker = Worker(spec, preloaded)
     code = worker.run()
     try:
         atexit._run_exitfuncs()

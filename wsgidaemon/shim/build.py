@@ -4,7 +4,10 @@ Strategy: everything that decides whether an existing build can be reused goes i
 *stamp*, a hash of the shim's sources, of what `apxs -q` says about the Apache build (header
 and module directories, compiler and flags, version), of the module magic number in
 `ap_mmn.h` and of the compile command. A build directory holds `mod_wsgidaemon.so` next to a
-stamp file; while the stamp matches, the module is reused without compiling.
+stamp file; while the stamp matches, the module is reused without compiling. The compile command
+names the interpreter that runs the build (`-DWSGIDAEMON_PYTHON`): daemon groups that Apache
+starts run under it unless python-home= or WSGIPythonHome says otherwise, so each Python
+environment builds (and records) its own module.
 
 Several processes (parallel test runs, a deployment script) may ask at once, so a build runs
 under an exclusive lock on a file in the build directory, compiles in a private temporary
@@ -26,8 +29,10 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,6 +48,9 @@ WORK_PREFIX = ".build-"
 SOURCE_SUFFIXES = (".c", ".h")
 # Warnings are errors: the shim must compile cleanly against every Apache it is built for.
 WARNING_FLAGS = ("-Wc,-Wall", "-Wc,-Werror")
+# The macro naming the interpreter that runs daemon groups without python-home= or
+# WSGIPythonHome: the one `wsgidaemon module-config` runs under.
+PYTHON_MACRO = "WSGIDAEMON_PYTHON"
 # The parts of the Apache build a compiled module depends on. HTTPD_VERSION is missing from
 # some older apxs; ap_release.h stands in for it then.
 APXS_VARIABLES = (
@@ -200,17 +208,29 @@ def shim_sources(package: str = "wsgidaemon.shim") -> dict[str, bytes]:
     }
 
 
-def compile_command(apxs: str, source_names: Sequence[str]) -> list[str]:
+def python_define(python: str) -> str:
+    """The apxs -D option compiling `python` into the module as a C string literal. apxs
+    pastes it into a shell command, so it is quoted for C first and then for the shell."""
+    literal = '"' + python.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return "-D" + shlex.quote(f"{PYTHON_MACRO}={literal}")
+
+
+def compile_command(
+    apxs: str, source_names: Sequence[str], python: str = sys.executable
+) -> list[str]:
     """The apxs command line compiling the C files among `source_names` (the main one first)
-    into SO_NAME in the current directory; headers are found there by `#include "..."`."""
+    into SO_NAME in the current directory, with `python` as the default interpreter of daemon
+    groups; headers are found there by `#include "..."`."""
     c_files = sorted(name for name in source_names if name.endswith(".c"))
     if MAIN_SOURCE in c_files:
         c_files.remove(MAIN_SOURCE)
         c_files.insert(0, MAIN_SOURCE)
-    return [apxs, "-c", *WARNING_FLAGS, "-o", SO_NAME, *c_files]
+    return [apxs, "-c", *WARNING_FLAGS, python_define(python), "-o", SO_NAME, *c_files]
 
 
-def compute_stamp(sources: Mapping[str, bytes], apache: ApacheBuild) -> str:
+def compute_stamp(
+    sources: Mapping[str, bytes], apache: ApacheBuild, python: str = sys.executable
+) -> str:
     """A digest of everything the compiled module depends on."""
     described = {
         "sources": {name: hashlib.sha256(data).hexdigest() for name, data in sources.items()},
@@ -218,7 +238,7 @@ def compute_stamp(sources: Mapping[str, bytes], apache: ApacheBuild) -> str:
         "variables": dict(apache.variables),
         "version": apache.version,
         "magic": apache.magic,
-        "command": compile_command(apache.apxs, list(sources)),
+        "command": compile_command(apache.apxs, list(sources), python),
     }
     encoded = json.dumps(described, sort_keys=True).encode()
     return hashlib.sha256(encoded).hexdigest()
@@ -265,9 +285,11 @@ def ensure_module(
     apache: ApacheBuild,
     sources: Mapping[str, bytes],
     rebuild: bool = False,
+    python: str = sys.executable,
 ) -> Path:
-    """The absolute path of a module built from `sources` for `apache` in `build_dir`,
-    compiling it first unless a matching build is already there (or `rebuild`).
+    """The absolute path of a module built from `sources` for `apache` in `build_dir`, with
+    `python` as the daemon groups' default interpreter, compiling it first unless a matching
+    build is already there (or `rebuild`).
 
     Raises BuildError when the sources lack MAIN_SOURCE, CompileError when apxs fails, and
     OSError when the build directory cannot be written."""
@@ -275,7 +297,7 @@ def ensure_module(
         raise BuildError(f"the shim source {MAIN_SOURCE} is missing from the installed package")
     build_dir = Path(os.path.abspath(build_dir))
     module = build_dir / SO_NAME
-    stamp = compute_stamp(sources, apache)
+    stamp = compute_stamp(sources, apache, python)
     if not rebuild and _stamp_matches(build_dir, stamp):
         return module
     build_dir.mkdir(parents=True, exist_ok=True)
@@ -288,23 +310,26 @@ def ensure_module(
         for stale in build_dir.glob(WORK_PREFIX + "*"):
             shutil.rmtree(stale, ignore_errors=True)
         with tempfile.TemporaryDirectory(prefix=WORK_PREFIX, dir=build_dir) as work:
-            _compile(Path(work), apache, sources, module)
+            _compile(Path(work), apache, sources, module, python)
             record = {
                 "stamp": stamp,
                 "apache_version": apache.version,
                 "apxs": apache.apxs,
                 "sources": sorted(sources),
+                "python": python,
             }
             (Path(work) / STAMP_NAME).write_text(json.dumps(record, indent=1) + "\n")
             os.replace(Path(work) / STAMP_NAME, build_dir / STAMP_NAME)
     return module
 
 
-def _compile(work: Path, apache: ApacheBuild, sources: Mapping[str, bytes], target: Path) -> None:
+def _compile(
+    work: Path, apache: ApacheBuild, sources: Mapping[str, bytes], target: Path, python: str
+) -> None:
     """Compile `sources` in `work` and rename the result to `target`."""
     for name, data in sources.items():
         (work / name).write_bytes(data)
-    command = compile_command(apache.apxs, list(sources))
+    command = compile_command(apache.apxs, list(sources), python)
     try:
         done = subprocess.run(
             command,

@@ -4,6 +4,7 @@
  * docs/wire-protocol.md (codec: wire.h): environment and request body go out as frames while
  * the framed response streams back to the client, both at once. Links only Apache and APR.
  * Log lines keep mod_wsgi's phrases behind a fixed prefix and name the group and the script.
+ * The daemon groups themselves, and the masters Apache starts for them, are daemons.c's.
  */
 #include "httpd.h"
 #include "http_config.h"
@@ -13,6 +14,7 @@
 #include "http_request.h"
 #include "http_ssl.h"
 #include "util_script.h"
+#include "apr_network_io.h"
 #include "apr_strings.h"
 #include "apr_thread_mutex.h"
 
@@ -22,9 +24,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "daemons.h"
 #include "wire.h"
 
-#define PREFIX    "mod_wsgidaemon: "
 #define WD_AGAIN  (-1000)             /* the daemon answered RETRY: connect again */
 #define WD_STALE  (-1001)             /* GOAWAY, then closed: the request was never read */
 #define READ_SIZE 65536               /* request body read from the client at a time */
@@ -35,29 +37,7 @@
     ap_log_rerror(APLOG_MARK, level, rv, (q)->r, PREFIX fmt ": %s", (q)->group, ##__VA_ARGS__, \
                   (q)->r->filename)
 
-module AP_MODULE_DECLARE_DATA wsgidaemon_module;
 APLOG_USE_MODULE(wsgidaemon);
-
-typedef struct {                      /* WSGIDaemonSocket: a group served from outside Apache */
-    const char *name, *path;
-    apr_interval_time_t connect_timeout, socket_timeout;  /* socket 0: Apache's Timeout */
-} wd_daemon;
-
-typedef struct {                      /* WSGIScriptAlias(Match) and its options */
-    const char *url, *script, *process_group, *application_group, *callable_object;
-    ap_regex_t *regex;
-    int pass_authorization;
-} wd_alias;
-
-typedef struct {                      /* per server: aliases (a vhost's own first), daemons */
-    apr_array_header_t *aliases;
-    apr_hash_t *daemons;
-} wd_server;
-
-typedef struct {                      /* per directory; NULL or -1 when not set */
-    const char *process_group, *application_group, *callable_object;
-    int pass_authorization, chunked_request, error_override, script_reloading;
-} wd_dir;
 
 enum { STREAM, REDIRECT, OVERRIDE };  /* what becomes of the response body */
 
@@ -158,6 +138,8 @@ static void build_env(wd_req *q, wd_alias *a, wd_dir *d)
     ap_add_cgi_vars(r);
     for (i = 0; dropped[i]; i++)      /* what mod_wsgi 6 leaves out */
         apr_table_unset(e, dropped[i]);
+    if (r->header_only && d->map_head == MAP_HEAD_ON)  /* Apache still drops the body */
+        apr_table_setn(e, "REQUEST_METHOD", "GET");
     for (i = 0; i < 2; i++) {         /* always present, runs of '/' collapsed, copied */
         ap_no2slash(path = apr_pstrdup(r->pool, (v = apr_table_get(e, paths[i])) ? v : ""));
         apr_table_setn(e, paths[i], path);
@@ -169,12 +151,17 @@ static void build_env(wd_req *q, wd_alias *a, wd_dir *d)
     if (ap_ssl_conn_is_ssl(c))
         apr_table_setn(e, "HTTPS", "1");
 #define PICK(field, dflt) (a && a->field ? a->field : d->field ? d->field : dflt)
-    SET("process_group", q->group = expand(r, PICK(process_group, "")));
+    q->group = expand(r, PICK(process_group, ""));  /* none, or %{GLOBAL}: the implicit group */
+    SET("process_group", q->group = *q->group ? q->group : IMPLICIT_GROUP);
     SET("application_group", expand(r, PICK(application_group, "%{RESOURCE}")));
     SET("callable_object", PICK(callable_object, "application"));
     SET("handler_script", "");
     SET("request_handler", r->handler);
     SET("script_reloading", d->script_reloading == 0 ? "0" : "1");
+    if (d->trusted_proxies)           /* the daemon applies them */
+        SET("trusted_proxies", d->trusted_proxies);
+    if (d->trusted_proxy_headers)
+        SET("trusted_proxy_headers", d->trusted_proxy_headers);
     SET("request_start", apr_psprintf(r->pool, "%" APR_TIME_T_FMT, r->request_time));
     if (!r->log_id)
         ap_run_generate_log_id(c, r, &r->log_id);
@@ -260,7 +247,9 @@ static int connect_daemon(wd_req *q)
         q->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (q->fd >= 0 && !connect(q->fd, (struct sockaddr *)&sa, sizeof sa))
             return OK;
-        err = errno, busy = err == ECONNREFUSED || err == EAGAIN;
+        /* A group this Apache starts may not have bound its socket yet: wait for it too. */
+        err = errno;
+        busy = err == ECONNREFUSED || err == EAGAIN || (err == ENOENT && q->daemon->managed);
         if (q->fd >= 0)
             close(q->fd), q->fd = -1;
         if (!busy || apr_time_now() - start >= q->daemon->connect_timeout) {
@@ -642,7 +631,6 @@ static int check_request(request_rec *r, int aliased, wd_dir *d)
 /* The content handler: wsgi-script requests go to their daemon group. */
 static int wd_handler(request_rec *r)
 {
-    wd_server *s = ap_get_module_config(r->server->module_config, &wsgidaemon_module);
     wd_dir *d = ap_get_module_config(r->per_dir_config, &wsgidaemon_module);
     wd_alias *a = ap_get_module_config(r->request_config, &wsgidaemon_module);
     const char *cl = apr_table_get(r->headers_in, "Content-Length");
@@ -656,15 +644,14 @@ static int wd_handler(request_rec *r)
         return rc;
     q = apr_pcalloc(r->pool, sizeof *q);
     q->r = r, q->fd = -1, q->error_override = d->error_override == 1;
-    q->attempts = 3;                  /* mod_wsgi's 2 x processes + 1 until RETRY says more */
     build_env(q, a, d);
-    if (!*q->group)
-        return refuse(r, HTTP_INTERNAL_SERVER_ERROR, "No WSGI daemon process group for this "
-                      "request (WSGIProcessGroup unset or %{GLOBAL}; there is no embedded mode)");
-    if (!(q->daemon = apr_hash_get(s->daemons, q->group, APR_HASH_KEY_STRING))) {
-        LOG(q, APLOG_ERR, 0, "No WSGI daemon process called '%s' has been configured");
+    if (!(q->daemon = wd_find_daemon(q->group))) {
+        LOG(q, APLOG_ERR, 0, "No WSGI daemon process called '%s' has been configured%s",
+            strcmp(q->group, IMPLICIT_GROUP) ? "" : " (the implicit group for requests naming "
+            "none is started only for a WSGIScriptAlias without process group)");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    q->attempts = 2 * q->daemon->processes + 1;  /* as mod_wsgi, until RETRY says more */
     q->timeout = q->daemon->socket_timeout ? q->daemon->socket_timeout : r->server->timeout;
     /* LARGE_BODY when the body may outgrow EAGER_WINDOW: chunked, long, or changed by a filter */
     q->large = apr_table_get(r->headers_in, "Transfer-Encoding") || length > WD_EAGER_WINDOW ||
@@ -680,6 +667,7 @@ static void *create_dir(apr_pool_t *p, char *dir)
 {
     wd_dir *d = apr_pcalloc(p, sizeof *d);
     d->pass_authorization = d->chunked_request = d->error_override = d->script_reloading = -1;
+    d->map_head = -1;
     return d;
 }
 
@@ -690,33 +678,25 @@ static void *merge_dir(apr_pool_t *p, void *base, void *add)
 #define MERGE(field, unset) d->field = a->field != unset ? a->field : b->field
     MERGE(process_group, NULL), MERGE(application_group, NULL), MERGE(callable_object, NULL);
     MERGE(pass_authorization, -1), MERGE(chunked_request, -1), MERGE(error_override, -1);
-    MERGE(script_reloading, -1);
+    MERGE(script_reloading, -1), MERGE(map_head, -1);
+    MERGE(trusted_proxies, NULL), MERGE(trusted_proxy_headers, NULL);
     return d;
 }
 
-/* Per-server settings: no aliases, no daemons. */
+/* Per-server settings: no aliases (daemon groups are global, kept by daemons.c). */
 static void *create_server(apr_pool_t *p, server_rec *s)
 {
     wd_server *c = apr_palloc(p, sizeof *c);
     c->aliases = apr_array_make(p, 4, sizeof(wd_alias));
-    c->daemons = apr_hash_make(p);
     return c;
 }
 
-/* A virtual host tries its own aliases first, then the main server's; daemons are global. */
+/* A virtual host tries its own aliases first, then the main server's. */
 static void *merge_server(apr_pool_t *p, void *base, void *add)
 {
     wd_server *b = base, *a = add, *c = apr_palloc(p, sizeof *c);
     c->aliases = apr_array_append(p, a->aliases, b->aliases);
-    c->daemons = b->daemons;
     return c;
-}
-
-/* The value of a key=value option when arg starts with key=, else NULL. */
-static const char *option(const char *arg, const char *key)
-{
-    apr_size_t n = strlen(key);
-    return !strncmp(arg, key, n) && arg[n] == '=' ? arg + n + 1 : NULL;
 }
 
 /* WSGIScriptAlias URL-path file [options] and WSGIScriptAliasMatch regex file [options]. */
@@ -731,59 +711,52 @@ static const char *set_alias(cmd_parms *cmd, void *dummy, int argc, char *const 
                            NULL);
     memset(a, 0, sizeof *a);
     a->url = argv[0], a->script = argv[1], a->pass_authorization = -1;
+    a->where = apr_psprintf(cmd->pool, "%s:%d", cmd->directive->filename,
+                            cmd->directive->line_num);
     if (cmd->info && !(a->regex = ap_pregcomp(cmd->pool, argv[0], AP_REG_EXTENDED)))
         return apr_pstrcat(cmd->pool, "Regular expression could not be compiled: ", argv[0], NULL);
     for (i = 2; i < argc; i++) {
-        if ((v = option(argv[i], "process-group")))
+        if ((v = wd_option(argv[i], "process-group")))
             a->process_group = v;
-        else if ((v = option(argv[i], "application-group")))
+        else if ((v = wd_option(argv[i], "application-group")))
             a->application_group = v;
-        else if ((v = option(argv[i], "callable-object")))
+        else if ((v = wd_option(argv[i], "callable-object")))
             a->callable_object = v;
-        else if ((v = option(argv[i], "pass-authorization")) &&
+        else if ((v = wd_option(argv[i], "pass-authorization")) &&
                  (!strcasecmp(v, "On") || !strcasecmp(v, "Off")))
             a->pass_authorization = !strcasecmp(v, "On");
         else
             return apr_pstrcat(cmd->pool, "Invalid option to WSGI script alias definition: ",
                                argv[i], NULL);
     }
+    wd_note_preload(cmd, a);
     return NULL;
 }
 
-/* The whole seconds of a key=S option when arg is one, else -1. */
-static apr_interval_time_t seconds(const char *arg, const char *key)
+/* WSGIMapHEADToGET Auto|On|Off. On shows a HEAD request to the daemon as GET (Apache still
+ * sends no body); Auto leaves HEAD alone, as Off does: no filter of ours needs the body. */
+static const char *set_map_head(cmd_parms *cmd, void *conf, const char *arg)
 {
-    const char *v = option(arg, key);
-    char *end;
-    long n = v ? strtol(v, &end, 10) : -1;
-    return v && *v && !*end && n >= 0 ? apr_time_from_sec(n) : -1;
+    wd_dir *d = conf;
+    d->map_head = !strcasecmp(arg, "On") ? MAP_HEAD_ON : !strcasecmp(arg, "Off") ? MAP_HEAD_OFF
+                : !strcasecmp(arg, "Auto") ? MAP_HEAD_AUTO : -1;
+    return d->map_head < 0 ? "WSGIMapHEADToGET must be Auto, On or Off" : NULL;
 }
 
-/* WSGIDaemonSocket NAME PATH [connect-timeout=S] [socket-timeout=S]: a daemon run elsewhere. */
-static const char *set_daemon(cmd_parms *cmd, void *dummy, int argc, char *const argv[])
+/* WSGITrustedProxies ADDRESS[/BITS]... and WSGITrustedProxyHeaders NAME...: repeated
+ * directives add up; the daemon applies them (mod_wsgi.trusted_proxies, ..._headers). */
+static const char *set_trusted(cmd_parms *cmd, void *conf, const char *arg)
 {
-    wd_server *s = ap_get_module_config(cmd->server->module_config, &wsgidaemon_module);
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    wd_daemon *d = apr_pcalloc(cmd->pool, sizeof *d);
-    int i;
-    if (err || argc < 2)
-        return err ? err : "WSGIDaemonSocket takes a process group name, a socket path and options";
-    d->name = argv[0], d->path = ap_server_root_relative(cmd->pool, argv[1]);
-    d->connect_timeout = apr_time_from_sec(15);
-    if (!d->path || strlen(d->path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
-        return apr_pstrcat(cmd->pool, "WSGIDaemonSocket: bad or too long path: ", argv[1], NULL);
-    for (i = 2; i < argc; i++) {
-        if (seconds(argv[i], "connect-timeout") >= 0)
-            d->connect_timeout = seconds(argv[i], "connect-timeout");
-        else if (seconds(argv[i], "socket-timeout") >= 0)
-            d->socket_timeout = seconds(argv[i], "socket-timeout");
-        else
-            return apr_pstrcat(cmd->pool, "Invalid option to WSGIDaemonSocket: ", argv[i], NULL);
-    }
-    if (apr_hash_get(s->daemons, d->name, APR_HASH_KEY_STRING))
-        return apr_pstrcat(cmd->pool, "Name duplicates previous WSGI daemon definition: ",
-                           d->name, NULL);
-    apr_hash_set(s->daemons, d->name, APR_HASH_KEY_STRING, d);
+    wd_dir *d = conf;
+    const char **list = cmd->info ? &d->trusted_proxy_headers : &d->trusted_proxies;
+    char *ip = apr_pstrdup(cmd->temp_pool, arg), *bits = strchr(ip, '/');
+    apr_ipsubnet_t *subnet;
+    if (bits)
+        *bits++ = '\0';
+    if (!cmd->info && apr_ipsubnet_create(&subnet, ip, bits, cmd->temp_pool) != APR_SUCCESS)
+        return apr_pstrcat(cmd->pool, "WSGITrustedProxies: not an IP address or ADDRESS/BITS: ",
+                           arg, NULL);
+    *list = *list ? apr_pstrcat(cmd->pool, *list, " ", arg, NULL) : arg;
     return NULL;
 }
 
@@ -795,7 +768,10 @@ static const char *set_daemon(cmd_parms *cmd, void *dummy, int argc, char *const
 static const command_rec wd_commands[] = {
     AP_INIT_TAKE_ARGV("WSGIScriptAlias", set_alias, NULL, RSRC_CONF, "URL path, script, options"),
     AP_INIT_TAKE_ARGV("WSGIScriptAliasMatch", set_alias, "", RSRC_CONF, "regex, script, options"),
-    AP_INIT_TAKE_ARGV("WSGIDaemonSocket", set_daemon, NULL, RSRC_CONF, "group, socket, options"),
+    DAEMON_COMMANDS,                  /* WSGIDaemonProcess and the like: daemons.h */
+    AP_INIT_TAKE1("WSGIMapHEADToGET", set_map_head, NULL, OR_FILEINFO, "Auto, On or Off"),
+    AP_INIT_ITERATE("WSGITrustedProxies", set_trusted, NULL, OR_FILEINFO, "proxy addresses"),
+    AP_INIT_ITERATE("WSGITrustedProxyHeaders", set_trusted, "", OR_FILEINFO, "proxy headers"),
     DIR_TAKE1("WSGIProcessGroup", process_group, ACCESS_CONF | RSRC_CONF, "daemon group"),
     DIR_TAKE1("WSGIApplicationGroup", application_group, ACCESS_CONF | RSRC_CONF, "interpreter"),
     DIR_TAKE1("WSGICallableObject", callable_object, OR_FILEINFO, "the application's name"),
@@ -822,6 +798,7 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_translate_name(wd_translate, pre, succ, APR_HOOK_MIDDLE);
     ap_hook_handler(wd_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    wd_register_daemon_hooks(p);
 }
 
 module AP_MODULE_DECLARE_DATA wsgidaemon_module = {

@@ -1,0 +1,85 @@
+"""What `serve` and `group` share: the scoreboard, the worker entry point and the Master of one
+daemon group, built in one place. Like the master, this module never imports the WSGI adapter:
+workers import it after fork."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from wsgidaemon.config import DaemonGroup
+from wsgidaemon.gateway.master import Master
+from wsgidaemon.gateway.scoreboard import Scoreboard
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """What every worker of a group needs beyond the group's options."""
+
+    preload: tuple[str, ...] = ()
+    """Scripts each worker loads at start, before it accepts (serve's SCRIPT, WSGIImportScript);
+    one that fails to load makes the worker exit with the load-failure status."""
+    script: str | None = None
+    """SCRIPT_FILENAME for requests that name none (serve); through Apache each request names
+    its own."""
+    callable_object: str = "application"
+    application_group: str = "%{GLOBAL}"
+    keep_alive_timeout: float = 5.0
+    wire: bool = False
+    """The listener speaks docs/wire-protocol.md to the Apache shim, not HTTP."""
+    apache_user: str | None = None
+    """Apache's User when Apache started the group: workers running as that user keep the
+    inherited working directory (mod_wsgi's home= default)."""
+
+
+def describe_group(group: DaemonGroup) -> str:
+    options = group.options
+    return (
+        f"daemon group '{group.name}', {options.processes} "
+        f"process{'' if options.processes == 1 else 'es'} x {options.threads} threads, "
+        f"pid {os.getpid()}"
+    )
+
+
+def scoreboard_for(group: DaemonGroup) -> Scoreboard:
+    # Room for every worker, a standby, and workers still draining after being replaced.
+    return Scoreboard(4 * group.options.processes + 4)
+
+
+def build_master(
+    group: DaemonGroup,
+    listener: socket.socket,
+    settings: WorkerSettings,
+    *,
+    on_exit: Callable[[], None] | None = None,
+    parent_fd: int | None = None,
+    on_first_ready: Callable[[], None] | None = None,
+) -> Master:
+    scoreboard = scoreboard_for(group)
+
+    def run_worker(number: int, row: int, control: socket.socket) -> int:
+        # Imported here, after fork, so that only workers ever load the WSGI adapter.
+        from wsgidaemon.gateway import worker
+
+        spec = worker.WorkerSpec(
+            group=group,
+            number=number,
+            row=row,
+            scoreboard=scoreboard,
+            listener=listener,
+            control=control,
+            settings=settings,
+        )
+        return worker.main(spec)
+
+    return Master(
+        group,
+        listener,
+        run_worker,
+        scoreboard,
+        on_exit=on_exit,
+        parent_fd=parent_fd,
+        on_first_ready=on_first_ready,
+    )
