@@ -109,7 +109,8 @@ def test_sighup_reloads_changed_code_with_zero_failures(serve: Serve, tmp_path: 
         "the new code to be served",
     )
     wait_for(lambda: not set(old) & set(daemon.worker_pids()), 30, "old workers gone")
-    mark = len(load.result.bodies)
+    # Each of the 8 clients may still be recording a response it read from an old worker.
+    mark = len(load.result.bodies) + 8
     wait_for(lambda: load.done > mark + 200, 20, "load after the reload")
     result = load.stop()
     assert result.failures == [], result.failures[:5]

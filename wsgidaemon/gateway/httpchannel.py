@@ -20,8 +20,8 @@ import struct
 import time
 from typing import TYPE_CHECKING, Any
 
+from wsgidaemon.gateway.channel import DISCARD_LIMIT, Channel, copy_file
 from wsgidaemon.gateway.environ import http_cgi_environ
-from wsgidaemon.gateway.flow import WriteGate
 from wsgidaemon.gateway.input import RequestInput
 from wsgidaemon.protocol import (
     CLOSED,
@@ -41,13 +41,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("wsgidaemon")
 
-# An unread request body left after the response is read and thrown away up to this size so
-# the connection can be kept; beyond it closing is cheaper.
-DISCARD_LIMIT = 1 << 20
 # While draining, a keep-alive connection with no request for this long is closed: a client
 # that is still using it has sent its next request by then (answered with Connection: close).
 DRAIN_IDLE_GRACE = 1.0
-SENDFILE_BLOCK = 256 << 10
 
 
 class _DateCache:
@@ -155,7 +151,7 @@ class HTTPExchange:
         channel.loop.call_soon_threadsafe(channel.on_sendfile_start, self, ready)
         sock_fd = ready.result()
         if sock_fd is None:
-            return self._copy(fd, offset, count)
+            return copy_file(lambda block: self.emit(None, block, False), fd, offset, count)
         sent = 0
         try:
             sent = send_file(sock_fd, fd, offset, count, channel.worker.send_timeout)
@@ -164,36 +160,18 @@ class HTTPExchange:
             channel.loop.call_soon_threadsafe(channel.on_sendfile_done, self, sent)
         return sent
 
-    def _copy(self, fd: int, offset: int, count: int) -> int:
-        sent = 0
-        while sent < count:
-            block = os.pread(fd, min(SENDFILE_BLOCK, count - sent), offset + sent)
-            if not block:
-                break
-            self.emit(None, block, False)
-            sent += len(block)
-        return sent
-
     def abort(self, reason: str) -> None:
         self.channel.loop.call_soon_threadsafe(self.channel.on_abort, self, reason)
 
 
-class HTTPChannel(asyncio.Protocol):
+class HTTPChannel(Channel[HTTPExchange]):
+    conn: ServerConnection
+
     def __init__(self, worker: Worker) -> None:
-        self.worker = worker
-        self.loop = worker.loop
+        super().__init__(worker)
         self.conn = ServerConnection(worker.http_limits)
-        self.gate = WriteGate()
-        self.transport: asyncio.Transport | None = None
-        self.exchange: HTTPExchange | None = None
         self.peer: tuple[str, int] = ("", 0)
         self.local: tuple[str, int] = ("", 0)
-        self.closed = False
-        self.draining = False
-        self.must_close = False
-        self.reading_paused = False
-        self.idle_since = time.monotonic()
-        self.discarded = 0
         self.sendfile_waiter: tuple[HTTPExchange, concurrent.futures.Future[int | None]] | None = (
             None
         )
@@ -201,46 +179,24 @@ class HTTPChannel(asyncio.Protocol):
     # -- asyncio callbacks --------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports implement asyncio.Transport without subclassing it.
-        self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         local = transport.get_extra_info("sockname")
         if isinstance(peer, tuple):
             self.peer = (str(peer[0]), int(peer[1]))
         if isinstance(local, tuple):
             self.local = (str(local[0]), int(local[1]))
-        self.worker.channel_opened(self)
+        super().connection_made(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self.gate.close()
         if self.sendfile_waiter is not None:
             self.sendfile_waiter[1].set_result(None)
             self.sendfile_waiter = None
-        exchange = self.exchange
-        if exchange is not None and not exchange.body_done:
-            exchange.input.feed_error(
-                "client closed the connection before the request body was complete"
-            )
-        self.worker.channel_closed(self)
-
-    def pause_writing(self) -> None:
-        self.gate.pause()
+        super().connection_lost(exc)
 
     def resume_writing(self) -> None:
-        self.gate.resume()
+        super().resume_writing()
         if self.sendfile_waiter is not None:
             self._hand_over_socket()
-
-    def data_received(self, data: bytes) -> None:
-        self.conn.receive_data(data)
-        self._advance()
-
-    def eof_received(self) -> bool:
-        self.conn.receive_data(b"")
-        self._advance()
-        # Keep the writing half open: a response may still be on its way.
-        return True
 
     # -- reading requests ---------------------------------------------------------------------
 
@@ -278,17 +234,6 @@ class HTTPChannel(asyncio.Protocol):
             self.conn.close_after_response()
         self.worker.dispatch(self.exchange)
 
-    def _on_body(self, data: bytes) -> None:
-        exchange = self.exchange
-        assert exchange is not None
-        if exchange.response_done:
-            self.discarded += len(data)
-            if self.discarded > DISCARD_LIMIT:
-                self._close()
-            return
-        if exchange.input.feed(data):
-            self._pause_reading()
-
     def _on_body_end(self) -> None:
         exchange = self.exchange
         assert exchange is not None
@@ -318,21 +263,6 @@ class HTTPChannel(asyncio.Protocol):
         assert self.transport is not None
         self.transport.write(error_response(error.status, error.reason))
         self._close()
-
-    # -- flow control for request bodies ------------------------------------------------------
-
-    def _pause_reading(self) -> None:
-        if not self.reading_paused and self.transport is not None and not self.closed:
-            self.reading_paused = True
-            self.transport.pause_reading()
-
-    def _resume_reading(self) -> None:
-        if self.reading_paused and self.transport is not None and not self.closed:
-            self.reading_paused = False
-            self.transport.resume_reading()
-
-    def resume_reading_threadsafe(self) -> None:
-        self.loop.call_soon_threadsafe(self._resume_reading)
 
     # -- writing responses (loop thread, scheduled by HTTPExchange) ---------------------------
 
@@ -450,11 +380,6 @@ class HTTPChannel(asyncio.Protocol):
         self._advance()
 
     # -- lifecycle ----------------------------------------------------------------------------
-
-    def _close(self) -> None:
-        if not self.closed and self.transport is not None:
-            self.closed = True
-            self.transport.close()
 
     @property
     def idle(self) -> bool:

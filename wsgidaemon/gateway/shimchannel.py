@@ -12,14 +12,13 @@ it again" from "the worker died holding it".
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
 from typing import TYPE_CHECKING, Any
 
+from wsgidaemon.gateway.channel import Channel, copy_file
 from wsgidaemon.gateway.environ import wire_cgi_environ
-from wsgidaemon.gateway.flow import WriteGate
 from wsgidaemon.gateway.input import RequestInput
 from wsgidaemon.protocol import CLOSED, NEED_DATA
 from wsgidaemon.protocol.wire import (
@@ -41,8 +40,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("wsgidaemon")
 
-DISCARD_LIMIT = 1 << 20
-COPY_BLOCK = 256 << 10
 # After GOAWAY an idle connection is closed this much later (the shim normally closes first).
 GOAWAY_GRACE = 1.0
 
@@ -99,66 +96,21 @@ class ShimExchange:
 
     def sendfile(self, fd: int, offset: int, count: int) -> int:
         # Every byte to the shim is framed, so the file is copied in large frames.
-        sent = 0
-        while sent < count:
-            block = os.pread(fd, min(COPY_BLOCK, count - sent), offset + sent)
-            if not block:
-                break
-            self.emit(None, block, False)
-            sent += len(block)
-        return sent
+        return copy_file(lambda block: self.emit(None, block, False), fd, offset, count)
 
     def abort(self, reason: str) -> None:
         self.channel.loop.call_soon_threadsafe(self.channel.on_abort, self, reason)
 
 
-class ShimChannel(asyncio.Protocol):
+class ShimChannel(Channel[ShimExchange]):
+    peer_name = "Apache"
+    conn: DaemonConnection
+
     def __init__(self, worker: Worker) -> None:
-        self.worker = worker
-        self.loop = worker.loop
+        super().__init__(worker)
         self.conn = DaemonConnection(max_head=worker.max_head)
-        self.gate = WriteGate()
-        self.transport: asyncio.Transport | None = None
-        self.exchange: ShimExchange | None = None
-        self.closed = False
-        self.draining = False
-        self.must_close = False
         self.retrying = False
-        self.reading_paused = False
         self.goaway_at: float | None = None
-        self.idle_since = time.monotonic()
-        self.discarded = 0
-
-    # -- asyncio callbacks --------------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self.worker.channel_opened(self)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self.gate.close()
-        exchange = self.exchange
-        if exchange is not None and not exchange.body_done:
-            exchange.input.feed_error(
-                "Apache closed the connection before the request body was complete"
-            )
-        self.worker.channel_closed(self)
-
-    def pause_writing(self) -> None:
-        self.gate.pause()
-
-    def resume_writing(self) -> None:
-        self.gate.resume()
-
-    def data_received(self, data: bytes) -> None:
-        self.conn.receive_data(data)
-        self._advance()
-
-    def eof_received(self) -> bool:
-        self.conn.receive_data(b"")
-        self._advance()
-        return True
 
     # -- reading requests ---------------------------------------------------------------------
 
@@ -251,16 +203,8 @@ class ShimChannel(asyncio.Protocol):
         return os.fsdecode(script) if script is not None else None
 
     def _on_body(self, data: bytes) -> None:
-        exchange = self.exchange
-        if self.retrying or exchange is None:
-            return
-        if exchange.response_done:
-            self.discarded += len(data)
-            if self.discarded > DISCARD_LIMIT:
-                self._close()
-            return
-        if exchange.input.feed(data):
-            self._pause_reading()
+        if not self.retrying:
+            super()._on_body(data)
 
     def _on_body_end(self, abort_reason: str | None) -> None:
         if self.retrying:
@@ -275,21 +219,6 @@ class ShimChannel(asyncio.Protocol):
             exchange.input.feed_error(f"request body incomplete: {abort_reason}")
         if exchange.response_done:
             self._next_cycle()
-
-    # -- flow control -------------------------------------------------------------------------
-
-    def _pause_reading(self) -> None:
-        if not self.reading_paused and self.transport is not None and not self.closed:
-            self.reading_paused = True
-            self.transport.pause_reading()
-
-    def _resume_reading(self) -> None:
-        if self.reading_paused and self.transport is not None and not self.closed:
-            self.reading_paused = False
-            self.transport.resume_reading()
-
-    def resume_reading_threadsafe(self) -> None:
-        self.loop.call_soon_threadsafe(self._resume_reading)
 
     # -- writing responses (loop thread, scheduled by ShimExchange) ---------------------------
 
@@ -351,11 +280,6 @@ class ShimChannel(asyncio.Protocol):
         if self.goaway_at is None and self.transport is not None and not self.closed:
             self.goaway_at = time.monotonic()
             self.transport.write(self.conn.send_goaway())
-
-    def _close(self) -> None:
-        if not self.closed and self.transport is not None:
-            self.closed = True
-            self.transport.close()
 
     def drain(self) -> None:
         self.draining = True

@@ -19,13 +19,14 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any
 
 import uvloop
 
 from wsgidaemon.config import DaemonGroup
 from wsgidaemon.gateway import control
 from wsgidaemon.gateway.balance import should_accept
+from wsgidaemon.gateway.channel import Channel
 from wsgidaemon.gateway.environ import AppContext, static_environ
 from wsgidaemon.gateway.errorlog import ErrorStream
 from wsgidaemon.gateway.exchange import Exchange
@@ -68,12 +69,6 @@ class WorkerSpec:
     max_head: int = DEFAULT_MAX_HEAD
 
 
-class Channel(Protocol):
-    def drain(self) -> None: ...
-    def tick(self, now: float, keep_alive_timeout: float) -> None: ...
-    def shut_down(self) -> None: ...
-
-
 class Worker:
     def __init__(self, spec: WorkerSpec, preloaded: list[LoadedScript]) -> None:
         self.spec = spec
@@ -95,8 +90,8 @@ class Worker:
             run_once=options.threads == 1 and options.maximum_requests == 1,
         )
         self.base_environ = static_environ(context)
-        self.channels: set[Channel] = set()
-        self.channel_class: Callable[[Worker], asyncio.Protocol] = (
+        self.channels: set[Channel[Any]] = set()
+        self.channel_class: Callable[[Worker], Channel[Any]] = (
             ShimChannel if settings.wire else HTTPChannel
         )
         self.max_head = spec.max_head
@@ -172,13 +167,13 @@ class Worker:
         if self.draining:
             self.maybe_exit()
 
-    def channel_opened(self, channel: Channel) -> None:
+    def channel_opened(self, channel: Channel[Any]) -> None:
         self.channels.add(channel)
         if self.draining:
             channel.drain()
         self.publish()
 
-    def channel_closed(self, channel: Channel) -> None:
+    def channel_closed(self, channel: Channel[Any]) -> None:
         self.channels.discard(channel)
         self.publish()
         if self.draining:
