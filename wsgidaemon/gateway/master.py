@@ -35,10 +35,10 @@ import signal
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from wsgidaemon.config import DaemonGroup
 from wsgidaemon.gateway import control
+from wsgidaemon.gateway.processes import Slot, WorkerProcess, backoff, describe_status
 from wsgidaemon.gateway.scoreboard import Scoreboard
 from wsgidaemon.gateway.title import master_title, set_title
 
@@ -56,63 +56,11 @@ HANDLED_SIGNALS = (
     signal.SIGUSR2,
     signal.SIGCHLD,
 )
-BACKOFF_FIRST = 1.0
-BACKOFF_CAP = 30.0
-EXIT_REASONS = {3: "its setup failed", 4: "it could not load the application"}
 # After SIGUSR2, how long the workers keep accepting before they drain.
 HANDOVER_GRACE = 2.0
 # Selector key data of the parent fd (worker control sockets carry their WorkerProcess,
 # the signal wakeup socket None).
 PARENT = "parent"
-
-
-@dataclass
-class WorkerProcess:
-    number: int
-    pid: int
-    row: int
-    control: socket.socket
-    started: float
-    forked_at: float = 0.0
-    """time.monotonic() at fork, never changed (`started` is reset by startup-timeout)."""
-    ready: bool = False
-    draining: bool = False
-    deadline: float | None = None
-    standby: bool = False
-
-
-@dataclass
-class Slot:
-    """Worker number N: its current process and how often it recently failed to start."""
-
-    number: int
-    failures: int = 0
-    not_before: float = 0.0
-    retire_queued: bool = False
-    drain_timeout: float = 0.0
-    current: WorkerProcess | None = None
-    successor: WorkerProcess | None = None
-    outgoing: list[WorkerProcess] = field(default_factory=list)
-
-
-def backoff(failures: int) -> float:
-    """Seconds to wait before the next start after `failures` failed starts in a row."""
-    return float(min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** (failures - 1)))
-
-
-def describe_status(status: int) -> str:
-    if os.WIFSIGNALED(status):
-        signum = os.WTERMSIG(status)
-        name = (
-            signal.Signals(signum).name if signum in signal.Signals._value2member_map_ else signum
-        )
-        text = f"was killed by {name}"
-        if signum == signal.SIGKILL:
-            text += " — perhaps out of memory"
-        return text
-    code = os.waitstatus_to_exitcode(status)
-    reason = EXIT_REASONS.get(code)
-    return f"exited with status {code}" + (f" ({reason})" if reason else "")
 
 
 class Master:
