@@ -242,7 +242,7 @@ def write_public(path: Path, data: bytes | str) -> Path:
 
 class Server:
     """One process (an httpd parent, a uWSGI master, a gunicorn arbiter, a wsgidaemon master)
-    with its children; `roles` says which of them are the front end and which the app."""
+    with its children; `role` says whether a process of it is front end or application."""
 
     name = "server"
 
@@ -252,14 +252,14 @@ class Server:
         self.killed: list[str] = []
 
     @property
-    def log_path(self) -> Path:
+    def stderr_path(self) -> Path:
         return self.root / "stderr.log"
 
     def command(self) -> list[str]:
         raise NotImplementedError
 
     def start(self) -> None:
-        with open(self.log_path, "ab") as log:
+        with open(self.stderr_path, "ab") as log:
             self.proc = subprocess.Popen(
                 self.command(),
                 stdin=subprocess.DEVNULL,
@@ -287,7 +287,7 @@ class Server:
             self.proc.wait(5)
 
     def logs(self) -> str:
-        return tail(self.log_path)
+        return tail(self.stderr_path)
 
 
 def tail(path: Path, lines: int = 30) -> str:
@@ -318,7 +318,7 @@ class Apache(Server):
         return self.root / "run"
 
     @property
-    def log_path(self) -> Path:
+    def error_log_path(self) -> Path:
         return self.root / "logs" / "error.log"
 
     def config_text(self) -> str:
@@ -329,7 +329,7 @@ class Apache(Server):
             f'DefaultRuntimeDir "{run}"',
             f'PidFile "{run}/httpd.pid"',
             f"Mutex file:{run} default",
-            f'ErrorLog "{self.log_path}"',
+            f'ErrorLog "{self.error_log_path}"',
             "LogLevel warn",
             f"Listen 127.0.0.1:{self.port}",
             "ServerName 127.0.0.1",
@@ -380,28 +380,16 @@ class Apache(Server):
         return "app"
 
     def logs(self) -> str:
-        return tail(self.log_path) + "\n" + tail(self.root / "stderr.log")
+        return tail(self.error_log_path) + "\n" + tail(self.stderr_path)
 
     def start(self) -> None:
-        conf = self.root / "httpd.conf"
-        self.command()
+        """`httpd -t` first, so that a configuration error says so rather than time out."""
         test = subprocess.run(
-            [HTTPD, "-d", str(self.root), "-f", str(conf), "-t"],
-            capture_output=True,
-            text=True,
-            check=False,
+            [*self.command()[:-1], "-t"], capture_output=True, text=True, check=False
         )
         if test.returncode != 0:
-            raise SetupError(f"httpd -t refused {conf}:\n{test.stdout}{test.stderr}")
-        with open(self.root / "stderr.log", "ab") as log:
-            self.proc = subprocess.Popen(
-                self.command(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                cwd=self.root,
-                start_new_session=True,
-            )
+            raise SetupError(f"httpd -t refused the configuration:\n{test.stdout}{test.stderr}")
+        super().start()
 
 
 class External(Server):
@@ -424,7 +412,7 @@ class SetupError(RuntimeError):
 class Setup:
     name: str
     title: str  # one line for the table's notes
-    config: str  # what it runs, for METHOD/the report
+    config: str  # its configuration, verbatim, for the report
     servers: list[Server]
     port: int
     serves: frozenset[str]  # workload names
@@ -1185,6 +1173,13 @@ def chart(
         fontsize=12,
     )
     footer = environment_line(env)
+    runs = [r for cell in cells.values() for r in cell.runs]
+    if runs:
+        footer += (
+            f". CPU used outside the benchmark during the runs: median "
+            f"{median(r.other_cores for r in runs):.2f} cores, max "
+            f"{max(r.other_cores for r in runs):.2f}"
+        )
     fig.text(0.01, 0.005, _wrap(footer, 170), fontsize=7, va="bottom")
     fig.tight_layout(rect=(0, 0.05, 1, 0.94))
     fig.savefig(path, dpi=100)
@@ -1317,6 +1312,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     workloads = [w for w in WORKLOADS if w.name in args.workload_names]
     env = environment()
     public_dir(args.work_root)
+    # Directories of earlier runs (kept when they failed): the newest stays, and any other
+    # older than a few hours goes (a run still going elsewhere is younger than that).
+    earlier = sorted(args.work_root.glob("run-*"), key=lambda path: path.stat().st_mtime)
+    for old in earlier[:-1]:
+        if time.time() - old.stat().st_mtime > 6 * 3600:
+            shutil.rmtree(old, ignore_errors=True)
     work = Path(tempfile.mkdtemp(prefix="run-", dir=args.work_root))
     work.chmod(0o755)
     app = write_public(work / "app" / "bench_app.py", APP_SOURCE.read_bytes())
