@@ -1097,11 +1097,11 @@ def report(
         peak = peaks.get(setup.name, {})
         split = []
         for workload in workloads:
-            cell = cells.get((setup.name, workload.name, c))
-            if cell and cell.runs:
+            measured = cells.get((setup.name, workload.name, c))
+            if measured and measured.runs:
                 split.append(
-                    f"{workload.name} {cell.med('front_us_per_req'):.0f} / "
-                    f"{cell.med('app_us_per_req'):.0f}"
+                    f"{workload.name} {measured.med('front_us_per_req'):.0f} / "
+                    f"{measured.med('app_us_per_req'):.0f}"
                 )
         lines.append(
             f"| {setup.name} | {mib(peak.get('front_pss'))} | {mib(peak.get('app_pss'))} "
