@@ -442,7 +442,9 @@ class Setup:
     def memory(self) -> dict[str, int]:
         """PSS and RSS in KiB now, per role, and the wsgidaemon master's PSS."""
         found = {"front_pss": 0, "app_pss": 0, "front_rss": 0, "app_rss": 0, "master_pss": 0}
+        found |= {"front_procs": 0, "app_procs": 0}
         for info, role in self.classified():
+            found[f"{role}_procs"] += 1
             pss, rss = memory_kib(info.pid)
             found[f"{role}_pss"] += pss
             found[f"{role}_rss"] += rss
@@ -588,7 +590,10 @@ def make_setup(name: str, work: Path, venv: Path, app: Path) -> Setup:
     if name == "gunicorn-proxy":
         apache = Apache(root, [], ["proxy", "proxy_http"])
         sock = apache.run_dir / "gunicorn.sock"
-        apache.directives = [f'ProxyPass "/" "unix:{sock}|http://localhost/"']
+        # ttl below gunicorn's 2 s keep-alive: Apache never reuses a pooled connection that
+        # gunicorn may be closing (the race mod_proxy's documentation warns of, which shows
+        # as a reset client connection and AH01102 in the error log).
+        apache.directives = [f'ProxyPass "/" "unix:{sock}|http://localhost/" ttl=1']
         command = [*gunicorn, "--bind", f"unix:{sock}", f"{app.stem}:application"]
         backend = External(work / "gunicorn-app", "gunicorn", command)
         config = "\n".join([*apache.directives, " ".join(command[1:])])
@@ -1077,15 +1082,16 @@ def report(
             )
     lines += [
         "",
-        f"Memory: peak over the run of the summed PSS (RSS) of each setup's processes, MiB; "
+        f"Memory: peak over the run of the summed PSS (RSS) of each setup's processes, MiB, "
+        "and the most processes seen; "
         "front end = Apache's parent and children, application = everything else "
         "(mod_wsgi's daemon processes, wsgidaemon's master and workers, uWSGI's or "
         "gunicorn's master and workers). CPU split: median µs per request at "
         f"{c} connections, front end / application, per workload.",
         "",
         "| setup | front end PSS | application PSS | total PSS (RSS) | wsgidaemon master PSS "
-        "| CPU µs/req front / app |",
-        "|---|---:|---:|---:|---:|---|",
+        "| processes front / app | CPU µs/req front / app |",
+        "|---|---:|---:|---:|---:|---:|---|",
     ]
 
     def mib(kib: int | None) -> str:
@@ -1107,6 +1113,7 @@ def report(
             f"| {setup.name} | {mib(peak.get('front_pss'))} | {mib(peak.get('app_pss'))} "
             f"| {mib(peak.get('total_pss'))} ({mib(peak.get('total_rss'))}) "
             f"| {mib(peak.get('master_pss')) if setup.master_title else ''} "
+            f"| {peak.get('front_procs', 0)} / {peak.get('app_procs', 0)} "
             f"| {'; '.join(split)} |"
         )
     lines += ["", "Setups:", ""]
