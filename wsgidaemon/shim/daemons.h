@@ -74,6 +74,13 @@ const char *wd_set_restrict_embedded(cmd_parms *cmd, void *dummy, int flag);
     AP_INIT_FLAG("WSGIRestrictEmbedded", wd_set_restrict_embedded, NULL, RSRC_CONF, \
                  "accepted, no effect: there is no embedded mode")
 
+/* directives.c: the module's directive table and its configuration records. */
+extern const command_rec wd_commands[];
+void *wd_create_dir(apr_pool_t *p, char *dir);
+void *wd_merge_dir(apr_pool_t *p, void *base, void *add);
+void *wd_create_server(apr_pool_t *p, server_rec *s);
+void *wd_merge_server(apr_pool_t *p, void *base, void *add);
+
 /* Hooks of daemons.c: configuration check, starting, supervising and stopping masters. */
 void wd_register_daemon_hooks(apr_pool_t *p);
 
