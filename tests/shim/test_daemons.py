@@ -18,7 +18,6 @@ import os
 import re
 import signal
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -301,8 +300,12 @@ def test_restarts_keep_replace_and_stop_masters_and_apache_stop_ends_them(bench:
     apache.restart(graceful=True, settle=False)
     apache.wait_log(r"daemon group 'changed' keeps its master with the previous configuration")
     assert len(bench.events("start", "changed")) == 2 and not bench.events("eof", "changed")
+    kept = r"daemon group 'kept' is unchanged"
+    before = len(re.findall(kept, apache.error_log()))
     apache.restart(graceful=False, settle=False)  # a plain restart keeps them as well
-    time.sleep(1)
+    # The parent decides in its configuration pass and logs what it did, synchronously.
+    apache.wait_log(kept, count=before + 1)
+    assert len(re.findall(r"daemon group 'kept': started its master", apache.error_log())) == 1
     assert len(bench.events("start", "kept")) == 1
     assert not bench.events("SIGTERM", "kept") and not bench.events("eof", "kept")
 
@@ -362,7 +365,9 @@ def test_no_implicit_group_when_the_server_names_one(bench: Bench) -> None:
         "WSGIDaemonProcess named", "WSGIProcessGroup named", f"WSGIScriptAlias /plain {target}"
     )
     bench.wait("start", "named")
-    time.sleep(0.5)
+    # Masters are started in the configuration pass, before the MPM says it is running.
+    bench.apache.wait_log(r"resuming normal operations")
+    assert "daemon group 'wsgidaemon-default'" not in bench.apache.error_log()
     assert not bench.events("start", "wsgidaemon-default")
 
 
