@@ -381,10 +381,6 @@ class HTTPChannel(Channel[HTTPExchange]):
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    @property
-    def idle(self) -> bool:
-        return self.exchange is None
-
     def drain(self) -> None:
         """The worker is going away: finish the current request, take no further ones."""
         self.draining = True
