@@ -1267,6 +1267,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="never copy the results into benchmarks/README.md and benchmarks/chart.png",
     )
     parser.add_argument("--keep", action="store_true", help="keep the servers' directory")
+    parser.add_argument(
+        "--hold",
+        action="store_true",
+        help="start and check the setups, print their ports, and keep them running until "
+        "interrupted (for profiling them with your own load); measures nothing",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.duration, args.warmup = 2, 3, 1
@@ -1306,6 +1312,15 @@ def preflight(args: argparse.Namespace) -> None:
             problems.append(f"{args.venv}/bin/{tool} is missing: use benchmarks/run")
     if problems:
         raise SystemExit("apache_compare.py: " + "\n  ".join(["cannot run:", *problems]))
+
+
+def hold(setups: Sequence[Setup]) -> None:
+    for setup in setups:
+        pids = " ".join(f"{info.pid}({role})" for info, role in setup.classified())
+        log(f"{setup.name}: http://127.0.0.1:{setup.port}/  pids {pids}")
+    log("holding; stop with Ctrl-C or SIGTERM")
+    with contextlib.suppress(KeyboardInterrupt, SystemExit):
+        signal.pause()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1348,6 +1363,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if setup.failure:
                 log(f"{setup.name}: not measured: {setup.failure}")
         measured = [s for s in setups if not s.failure]
+        if args.hold:
+            hold(measured)
+            ok = True
+            return 0
         cells: dict[tuple[str, str, int], Cell] = {}
         sampler = MemorySampler()
         for setup in measured:
