@@ -87,9 +87,6 @@ ONLY_MOD_WSGI: dict[str, str] = {}
 
 ONLY_WSGIDAEMON: dict[str, str] = {
     "wsgi.errors.expire()": "ends the stream when the request does (mod_wsgi does it in C)",
-    "wsgi.input.feed()": "wsgidaemon's request reader fills wsgi.input through it (internal)",
-    "wsgi.input.feed_eof()": "likewise, marks the end of the body (internal)",
-    "wsgi.input.feed_error()": "likewise, passes a broken body on to the reader (internal)",
     "wsgi.input.bytes_read": "wsgidaemon's count of body bytes read so far (internal)",
     "wsgi.input.complete": "whether the whole body has arrived (internal)",
     **{
@@ -157,6 +154,9 @@ CASES = [
     Case("root-mount", "/"),
     Case("root-mount-path", "/a/b?x=1"),
     Case("mount-prefix-not-a-segment", "/mountain"),
+    # REQUEST_URI from the request line, or with `CGIVar REQUEST_URI current-uri` Apache's
+    # decoded r->uri without the query string (the shim computes both itself)
+    Case("current-uri", "/mount/current-uri/a%20b?x=1"),
     Case("alias-match", "/match/abc/def"),
     Case("callable-object", "/other/x"),
     Case("add-handler", "/handler/environ_parity.wsgi/extra/path"),
@@ -262,6 +262,9 @@ def shared_directives(app: Path, htpasswd: Path, install: HttpdInstall) -> list[
         f'WSGIScriptAlias / "{app}"',
         '<Location "/mount/pass">',
         "    WSGIPassAuthorization On",
+        "</Location>",
+        '<Location "/mount/current-uri">',
+        "    CGIVar REQUEST_URI current-uri",
         "</Location>",
         '<Location "/mount/group-server">',
         "    WSGIApplicationGroup %{SERVER}",

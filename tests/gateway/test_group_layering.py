@@ -15,7 +15,8 @@ ADAPTER = {
     "wsgidaemon.gateway.loader",
     "wsgidaemon.gateway.scripts",
     "wsgidaemon.gateway.httpchannel",
-    "wsgidaemon.gateway.shimchannel",
+    "wsgidaemon.gateway.shimlink",
+    "wsgidaemon.gateway.shimthreads",
 }
 
 

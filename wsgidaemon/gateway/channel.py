@@ -1,6 +1,7 @@
 """What every connection a worker serves has in common, whichever protocol it speaks: the
 transport, backpressure in both directions, closing, and telling the worker it came and went.
-`httpchannel.py` (HTTP/1.1 clients) and `shimchannel.py` (the Apache module) add the protocol.
+`httpchannel.py` adds HTTP/1.1 (the Apache shim's connections are served differently:
+see `shimthreads.py`).
 
 Everything here runs on the event loop thread, except `resume_reading_threadsafe`.
 """
@@ -26,7 +27,9 @@ COPY_BLOCK = 256 << 10
 
 
 class _Exchange(Protocol):
-    input: RequestInput
+    @property
+    def input(self) -> RequestInput: ...
+
     body_done: bool
 
 

@@ -214,6 +214,7 @@ def wire_cgi_environ(pairs: tuple[tuple[bytes, bytes], ...]) -> dict[str, Any]:
         )
     # Carriers for the daemon, hidden from the application as mod_wsgi 6 hides its x- keys.
     environ.pop("mod_wsgi.script_reloading", None)
+    environ.pop("mod_wsgi.script_mtime", None)
     for key in ("SCRIPT_NAME", "PATH_INFO", "QUERY_STRING"):
         environ.setdefault(key, "")
     return environ

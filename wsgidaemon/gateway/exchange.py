@@ -1,16 +1,19 @@
 """What a worker needs from one request, whichever front end brought it: the HTTP listener
-(`httpchannel.py`) or the Apache shim (`shimchannel.py`)."""
+(`httpchannel.py`) or the Apache shim (`shimlink.py`)."""
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
-from wsgidaemon.gateway.input import RequestInput
+from wsgidaemon.gateway.input import BodyReader
 from wsgidaemon.gateway.response import ResponseSink
 
 
 class Exchange(ResponseSink, Protocol):
-    input: RequestInput
+    @property
+    def input(self) -> BodyReader:
+        """wsgi.input."""
+
     received_at: float
     """When the front end received the request (epoch seconds): Apache's request time for
     the shim, the arrival of the request head for HTTP. queue-timeout counts from here."""

@@ -31,6 +31,8 @@ class LoadedScript:
     path: str
     module: types.ModuleType
     mtime: float
+    mtime_us: int
+    """The same in integer microseconds, as Apache reports it (mod_wsgi.script_mtime)."""
 
     def callable(self, name: str) -> WSGIApp | None:
         target = getattr(self.module, name, None)
@@ -41,7 +43,8 @@ def load_script(path: str) -> LoadedScript:
     path = os.path.abspath(path)
     name = module_name(path)
     try:
-        mtime = os.stat(path).st_mtime
+        stat = os.stat(path)
+        mtime = stat.st_mtime
         with open(path, "rb") as handle:
             source = handle.read()
     except OSError as exc:
@@ -57,4 +60,4 @@ def load_script(path: str) -> LoadedScript:
     except BaseException as exc:
         sys.modules.pop(name, None)
         raise ScriptLoadError(f"Failed to exec Python script file '{path}'.") from exc
-    return LoadedScript(path, module, mtime)
+    return LoadedScript(path, module, mtime, stat.st_mtime_ns // 1000)

@@ -59,18 +59,21 @@ class ScriptCache:
             self._apps[key] = app
         return app
 
-    def changed(self, path: str) -> float | None:
+    def changed(self, path: str, reported_us: int | None = None) -> float | None:
         """If the script at `path` was loaded here and has changed since, its file's mtime
-        now; else None. A script not loaded yet has nothing to be stale about."""
+        now; else None. A script not loaded yet has nothing to be stale about.
+        `reported_us` is the mtime Apache found for this request (it stat()s the script while
+        mapping the URL); given it, the file is looked at again only when it differs."""
         script = self._scripts.get(path)
         if script is None:
             return None
-        try:
-            mtime = os.stat(path).st_mtime
-        except OSError:
-            return None  # gone: Apache answers 404 before a request gets here
-        if mtime != script.mtime:
-            return mtime
+        if reported_us is None or reported_us != script.mtime_us:
+            try:
+                mtime = os.stat(path).st_mtime
+            except OSError:
+                return None  # gone: Apache answers 404 before a request gets here
+            if mtime != script.mtime:
+                return mtime
         hook = getattr(script.module, "reload_required", None)
         if callable(hook):
             try:

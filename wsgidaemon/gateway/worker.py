@@ -16,6 +16,7 @@ import random
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ from wsgidaemon.gateway.response import ERROR_PAGE, Responder
 from wsgidaemon.gateway.scoreboard import Row, Scoreboard, State
 from wsgidaemon.gateway.scripts import ScriptCache
 from wsgidaemon.gateway.setup import WorkerSetupError, prepare_worker
-from wsgidaemon.gateway.shimchannel import ShimChannel
+from wsgidaemon.gateway.shimthreads import ShimThreads
 from wsgidaemon.gateway.threadpool import ThreadPool
 from wsgidaemon.gateway.title import set_title, worker_title
 from wsgidaemon.protocol import HTTPLimits
@@ -90,10 +91,13 @@ class Worker:
             run_once=options.threads == 1 and options.maximum_requests == 1,
         )
         self.base_environ = static_environ(context)
+        # HTTP connections live on the event loop and hand requests to `pool`; connections
+        # from the Apache shim are served by the threads of `shim` themselves.
         self.channels: set[Channel[Any]] = set()
-        self.channel_class: Callable[[Worker], Channel[Any]] = (
-            ShimChannel if settings.wire else HTTPChannel
-        )
+        self.channel_class: Callable[[Worker], Channel[Any]] = HTTPChannel
+        self.wire = settings.wire
+        self.pool: ThreadPool | None = None
+        self.shim: ShimThreads | None = None
         self.max_head = spec.max_head
         self.retry_attempts = 2 * options.processes + 1
         # Accepted sockets whose channel does not exist yet (connect_accepted_socket is a task).
@@ -101,6 +105,10 @@ class Worker:
         self.accepting = False
         self.declined_since: float | None = None
         self.draining = False
+        # Set by the request that reaches maximum-requests, on its thread, so that no further
+        # request starts while the loop thread gets round to draining.
+        self.retiring = False
+        self._count_lock = threading.Lock()
         self.completed = 0
         limit = options.maximum_requests
         if limit:
@@ -111,6 +119,18 @@ class Worker:
         self.started = time.monotonic()
         self.last_activity = time.monotonic()
         self.exit_code = 0
+
+    @property
+    def connections(self) -> int:
+        shim = self.shim
+        return len(self.channels) + self.pending + (shim.connections if shim is not None else 0)
+
+    @property
+    def busy(self) -> int:
+        """Requests being served or waiting for a thread."""
+        if self.shim is not None:
+            return self.shim.busy
+        return self.pool.busy if self.pool is not None else 0
 
     # -- accepting ----------------------------------------------------------------------------
 
@@ -125,11 +145,16 @@ class Worker:
             self.loop.remove_reader(self.spec.listener.fileno())
 
     def on_acceptable(self) -> None:
+        if self.retiring:
+            # A request thread reached maximum-requests; the drain it scheduled may not have
+            # run yet, and a connection accepted now would only be told to go elsewhere.
+            self.stop_accepting()
+            return
         now = time.monotonic()
         board = self.spec.scoreboard
         if not should_accept(
-            len(self.channels) + self.pending,
-            self.pool.busy,
+            self.connections,
+            self.busy,
             self.options.threads,
             board.others(self.spec.row),
         ):
@@ -150,6 +175,10 @@ class Worker:
             self.loop.call_later(0.1, self.start_accepting)
             return
         sock.setblocking(False)
+        if self.shim is not None:
+            self.shim.add(sock)
+            self.publish()
+            return
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.pending += 1
@@ -175,6 +204,9 @@ class Worker:
 
     def channel_closed(self, channel: Channel[Any]) -> None:
         self.channels.discard(channel)
+        self.connection_closed()
+
+    def connection_closed(self) -> None:
         self.publish()
         if self.draining:
             self.maybe_exit()
@@ -183,10 +215,11 @@ class Worker:
 
     def dispatch(self, exchange: Exchange) -> None:
         self.last_activity = time.monotonic()
+        assert self.pool is not None
         self.pool.submit(lambda: self.handle(exchange))
 
     def handle(self, exchange: Exchange) -> None:
-        """Runs in a pool thread."""
+        """Runs in a request thread."""
         daemon_start = time.time()
         environ = self.base_environ.copy()
         environ.update(exchange.cgi_environ())
@@ -240,22 +273,41 @@ class Worker:
 
     def request_finished(self) -> None:
         """Loop thread: a response ended, completely or not."""
-        self.completed += 1
-        self.last_activity = time.monotonic()
-        if self.request_limit and self.completed >= self.request_limit and not self.draining:
-            log.info(
-                "worker %d (pid %d) reached maximum requests of %d; finishing and exiting",
-                self.number,
-                os.getpid(),
-                self.request_limit,
-            )
-            self.drain()
-            control.send(self.spec.control, control.RETIRING)
+        if self._count():
+            self._retire()
 
-    def script_changed(self, script: str) -> float | None:
-        """Loop thread, before a request is handed to the application: if `script` changed
-        since this worker loaded it, its file's mtime now."""
-        return self.scripts.changed(script)
+    def request_finished_threadsafe(self) -> None:
+        """The same from a request thread."""
+        if self._count():
+            self.loop.call_soon_threadsafe(self._retire)
+
+    def _count(self) -> bool:
+        """Count a finished request; True for the one that reaches maximum-requests."""
+        with self._count_lock:
+            self.completed += 1
+            self.last_activity = time.monotonic()
+            if self.request_limit and self.completed >= self.request_limit and not self.retiring:
+                self.retiring = True
+                return True
+        return False
+
+    def _retire(self) -> None:
+        if self.draining:
+            return
+        log.info(
+            "worker %d (pid %d) reached maximum requests of %d; finishing and exiting",
+            self.number,
+            os.getpid(),
+            self.request_limit,
+        )
+        self.drain()
+        control.send(self.spec.control, control.RETIRING)
+
+    def script_changed(self, script: str, reported_us: int | None = None) -> float | None:
+        """Before a request is handed to the application: if `script` changed since this
+        worker loaded it, its file's mtime now (`reported_us`: what Apache saw, see
+        ScriptCache.changed)."""
+        return self.scripts.changed(script, reported_us)
 
     def retire_stale(self, script: str, mtime: float) -> None:
         """A request found `script` changed (and was sent elsewhere): take no more requests,
@@ -293,8 +345,8 @@ class Worker:
             Row(
                 os.getpid(),
                 state,
-                len(self.channels) + self.pending,
-                self.pool.busy,
+                self.connections,
+                self.busy,
                 self.completed,
                 time.monotonic(),
             ),
@@ -305,12 +357,14 @@ class Worker:
         self.publish()
         for channel in list(self.channels):
             channel.tick(now, self.settings.keep_alive_timeout)
+        if self.shim is not None:
+            self.shim.tick(now)
         options = self.options
         if options.restart_interval and now - self.started >= options.restart_interval:
             self.request_replacement(f"restart interval of {options.restart_interval:g}s passed")
         if (
             options.inactivity_timeout
-            and self.pool.busy == 0
+            and self.busy == 0
             and now - self.last_activity >= options.inactivity_timeout
         ):
             self.request_replacement(f"inactive for {options.inactivity_timeout:g}s")
@@ -326,24 +380,28 @@ class Worker:
         self.publish()
         for channel in list(self.channels):
             channel.drain()
+        if self.shim is not None:
+            self.shim.drain()
         self.maybe_exit()
 
     def force_stop(self) -> None:
         """Out of drain time: cut short what is in flight, say why where the framing can,
         and exit before the master has to kill us."""
-        if self.channels:
+        if self.busy:
             log.warning(
-                "worker %d (pid %d): %d connection(s) still busy at the end of the drain time",
+                "worker %d (pid %d): %d request(s) still in progress at the end of the drain time",
                 self.number,
                 os.getpid(),
-                len(self.channels),
+                self.busy,
             )
         for channel in list(self.channels):
             channel.shut_down()
+        if self.shim is not None:
+            self.shim.shut_down()
         self.loop.call_later(0.05, self.loop.stop)
 
     def maybe_exit(self) -> None:
-        if not self.channels and not self.pending and self.pool.busy == 0:
+        if not self.connections and self.busy == 0:
             self.loop.stop()
 
     def on_master_message(self) -> None:
@@ -386,14 +444,21 @@ class Worker:
         # be lost. So everything from unblocking on happens in the running loop.
         loop.call_soon(self.start)
         loop.run_forever()
-        self.pool.shutdown(timeout=0.1)
+        if self.pool is not None:
+            self.pool.shutdown(timeout=0.1)
+        if self.shim is not None:
+            self.shim.shutdown(timeout=0.1)
         return self.exit_code
 
     def start(self) -> None:
         unblock_signals()
         # Started only now, so the request threads (and whatever processes an application
         # starts from them) have the signals unblocked too.
-        self.pool = ThreadPool(self.options.threads, stack_size=self.options.stack_size or None)
+        stack_size = self.options.stack_size or None
+        if self.wire:
+            self.shim = ShimThreads(self, self.options.threads, stack_size=stack_size)
+        else:
+            self.pool = ThreadPool(self.options.threads, stack_size=stack_size)
         self.spec.control.setblocking(False)
         self.loop.add_reader(self.spec.control.fileno(), self.on_master_message)
         if self.number:

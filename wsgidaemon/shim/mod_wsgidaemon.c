@@ -15,6 +15,8 @@
 #include "http_request.h"
 #include "http_ssl.h"
 #include "util_script.h"
+#include "apr_hash.h"
+#include "apr_lib.h"
 #include "apr_network_io.h"
 #include "apr_strings.h"
 #include "apr_thread_mutex.h"
@@ -47,7 +49,7 @@ typedef struct {                      /* one request on its way through a daemon
     wd_daemon *daemon;
     const char *group;
     apr_interval_time_t timeout;
-    int fd, large, attempts, error_override, mode;
+    int fd, large, bodyless, attempts, error_override, mode;
     unsigned char *out, *in;          /* frames to send (kept for replay until confirmed), read */
     apr_size_t out_len, out_sent, out_cap, in_len, in_cap;
     apr_off_t body_sent;
@@ -59,6 +61,9 @@ typedef struct {                      /* one request on its way through a daemon
 static struct { const char *path; int fd; apr_time_t since; } idle[POOL_SIZE];
 static int idle_count;
 static apr_thread_mutex_t *idle_lock;
+/* Environment values that never change in a child: made once in child_init, not per request
+ * (getpid() is a system call; glibc no longer caches it). */
+static const char *server_pid, *apache_version;
 
 /* Length of the URI prefix an alias matches (a run of '/' matches one), or 0 (mod_alias). */
 static apr_size_t alias_matches(const char *uri, const char *alias)
@@ -104,21 +109,87 @@ static int wd_translate(request_rec *r)
     return OK;
 }
 
-/* A group name with %{GLOBAL}, %{SERVER} and %{RESOURCE} expanded as mod_wsgi does. */
+/* A group name with %{GLOBAL}, %{SERVER} and %{RESOURCE} expanded as mod_wsgi does. A plain
+ * name, the common case, returns before any host:port string is built. */
 static const char *expand(request_rec *r, const char *s)
 {
     const char *host = r->server->server_hostname;
-    apr_port_t port = ap_get_server_port(r);
+    apr_port_t port;
+    int server = !strcmp(s, "%{SERVER}");
     if (!strcmp(s, "%{GLOBAL}"))
         return "";
+    if (!server && strcmp(s, "%{RESOURCE}"))
+        return s;
+    port = ap_get_server_port(r);
     if (port != DEFAULT_HTTP_PORT && port != DEFAULT_HTTPS_PORT)
-        host = apr_psprintf(r->pool, "%s:%u", host, port);
-    if (!strcmp(s, "%{SERVER}"))
-        return host;
-    if (!strcmp(s, "%{RESOURCE}"))
-        return apr_pstrcat(r->pool, host, "|", apr_table_get(r->subprocess_env, "SCRIPT_NAME"),
-                           NULL);
-    return s;
+        host = apr_pstrcat(r->pool, host, ":", apr_itoa(r->pool, port), NULL);
+    return server ? host : apr_pstrcat(r->pool, host, "|", apr_table_get(r->subprocess_env,
+                                                                           "SCRIPT_NAME"), NULL);
+}
+
+/* Decimal text of a time in microseconds, without apr_psprintf's format parsing. */
+static char *usec_text(apr_pool_t *p, apr_time_t t)
+{
+    char buf[24], *s = buf + sizeof buf;
+    apr_uint64_t u = t < 0 ? 0 - (apr_uint64_t)t : (apr_uint64_t)t;
+    do
+        *--s = (char)('0' + u % 10);
+    while (u /= 10);
+    if (t < 0)
+        *--s = '-';
+    return apr_pstrmemdup(p, s, (apr_size_t)(buf + sizeof buf - s));
+}
+
+/* The Request-URI as the client wrote it: the request line's second word, or "" without a
+ * request line (what Apache's util_script.c uses for REQUEST_URI by default). */
+static const char *request_line_uri(request_rec *r)
+{
+    const char *first = r->the_request, *last;
+    if (!first)
+        return "";
+    while (*first && !apr_isspace(*first))
+        first++;                      /* the method */
+    while (apr_isspace(*first))
+        first++;
+    for (last = first; *last && !apr_isspace(*last); last++)
+        ;
+    return apr_pstrmemdup(r->pool, first, (apr_size_t)(last - first));
+}
+
+/* True when `CGIVar REQUEST_URI current-uri` applies: REQUEST_URI is then r->uri. */
+static int request_uri_is_current(request_rec *r)
+{
+#if AP_MODULE_MAGIC_AT_LEAST(20120211, 58)  /* CGIVar came with 2.4.21 */
+    core_dir_config *conf = ap_get_core_module_config(r->per_dir_config);
+    const char *rule = conf->cgi_var_rules ? apr_hash_get(conf->cgi_var_rules, "REQUEST_URI",
+                                                          APR_HASH_KEY_STRING) : NULL;
+    return rule && !strcmp(rule, "current-uri");
+#else
+    return 0;
+#endif
+}
+
+/* What ap_add_cgi_vars() sets, in its order, less GATEWAY_INTERFACE and PATH_TRANSLATED, which
+ * mod_wsgi 6 leaves out anyway: for a request with PATH_INFO, Apache computes PATH_TRANSLATED
+ * with a whole sub-request (a URI-to-file walk: several stat() and .htaccess open() calls). */
+static void add_cgi_vars(request_rec *r)
+{
+    apr_table_t *e = r->subprocess_env;
+    int path_info = r->path_info && *r->path_info;
+    apr_table_setn(e, "SERVER_PROTOCOL", r->protocol);
+    apr_table_setn(e, "REQUEST_METHOD", r->method);
+    apr_table_setn(e, "QUERY_STRING", r->args ? r->args : "");
+    apr_table_setn(e, "REQUEST_URI", request_uri_is_current(r) ? r->uri : request_line_uri(r));
+    /* SCRIPT_NAME is the URI less the part PATH_INFO matches, except for a script that
+     * mod_include runs ("INCLUDED"): its sub-request carries the including page's path info,
+     * which is not part of its own URI. */
+    if (path_info && strcmp(r->protocol, "INCLUDED"))
+        apr_table_setn(e, "SCRIPT_NAME", apr_pstrndup(r->pool, r->uri,
+                                                      ap_find_path_info(r->uri, r->path_info)));
+    else
+        apr_table_setn(e, "SCRIPT_NAME", r->uri);
+    if (path_info)
+        apr_table_setn(e, "PATH_INFO", r->path_info);
 }
 
 /* Apache's CGI variables with mod_wsgi's adjustments, and the routing and timing keys. */
@@ -132,12 +203,11 @@ static void build_env(wd_req *q, wd_alias *a, wd_dir *d)
     apr_table_t *e = r->subprocess_env;
     const char *auth = apr_table_get(r->headers_in, "Authorization"), *v;
     char *path;
-    ap_version_t version;
     int i;
 #define SET(key, value) apr_table_setn(e, "mod_wsgi." key, value)
     ap_add_common_vars(r);
-    ap_add_cgi_vars(r);
-    for (i = 0; dropped[i]; i++)      /* what mod_wsgi 6 leaves out */
+    add_cgi_vars(r);
+    for (i = 0; dropped[i]; i++)      /* what mod_wsgi 6 leaves out, even when set by SetEnv */
         apr_table_unset(e, dropped[i]);
     if (r->header_only && d->map_head == MAP_HEAD_ON)  /* Apache still drops the body */
         apr_table_setn(e, "REQUEST_METHOD", "GET");
@@ -159,11 +229,13 @@ static void build_env(wd_req *q, wd_alias *a, wd_dir *d)
     SET("handler_script", "");
     SET("request_handler", r->handler);
     SET("script_reloading", d->script_reloading == 0 ? "0" : "1");
+    if (d->script_reloading != 0 && r->finfo.filetype == APR_REG)  /* Apache stat()ed it */
+        SET("script_mtime", usec_text(r->pool, r->finfo.mtime));
     if (d->trusted_proxies)           /* the daemon applies them */
         SET("trusted_proxies", d->trusted_proxies);
     if (d->trusted_proxy_headers)
         SET("trusted_proxy_headers", d->trusted_proxy_headers);
-    SET("request_start", apr_psprintf(r->pool, "%" APR_TIME_T_FMT, r->request_time));
+    SET("request_start", usec_text(r->pool, r->request_time));
     if (!r->log_id)
         ap_run_generate_log_id(c, r, &r->log_id);
     if (r->log_id)
@@ -172,26 +244,26 @@ static void build_env(wd_req *q, wd_alias *a, wd_dir *d)
         SET("connection_id", c->log_id);
     SET("listener_host", c->local_addr->hostname ? c->local_addr->hostname : "");
     SET("listener_port", apr_itoa(r->pool, c->local_addr->port));
-    SET("server_pid", apr_itoa(r->pool, (int)getpid()));
-    ap_get_server_revision(&version);
-    SET("apache_version", apr_psprintf(r->pool, "%d.%d.%d", version.major, version.minor,
-                                       version.patch));
+    SET("server_pid", server_pid);
+    SET("apache_version", apache_version);
 }
 
-/* Encode REQUEST_HEAD (the environment) as the outbox's first frame: size it, then write it. */
+/* Encode REQUEST_HEAD (the environment) as the outbox's first frame: size it, then write it.
+ * The outbox has room for the body frames that follow, or without a body only for what
+ * queue_end asks for (REQUEST_END, and 4 bytes it keeps for an abort reason's length). */
 static void encode_head(wd_req *q)
 {
     const apr_array_header_t *arr = apr_table_elts(q->r->subprocess_env);
     const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    apr_size_t room = q->bodyless ? WD_HEADER_SIZE + 4 : 2 * READ_SIZE;
     wd_buf b = {NULL, 0, 0};
     size_t mark;
     int pass, i;
     apr_table_setn(q->r->subprocess_env, "mod_wsgi.queue_start",
-                   apr_psprintf(q->r->pool, "%" APR_TIME_T_FMT, apr_time_now()));
+                   usec_text(q->r->pool, apr_time_now()));
     for (pass = 0; pass < 2; pass++) {
         if (pass)
-            b.p = q->out = apr_palloc(q->r->pool, q->out_cap = b.cap = b.len + 2 * READ_SIZE),
-            b.len = 0;
+            b.p = q->out = apr_palloc(q->r->pool, q->out_cap = b.cap = b.len + room), b.len = 0;
         mark = wd_begin_frame(&b, WD_REQUEST_HEAD);
         wd_put_request_head(&b, q->large ? WD_LARGE_BODY : 0, (uint32_t)arr->nelts);
         for (i = 0; i < arr->nelts; i++)
@@ -202,23 +274,34 @@ static void encode_head(wd_req *q)
     q->out_len = b.len;
 }
 
-/* Take an idle connection to path on which nothing waits to be read (GOAWAY, EOF), or -1. */
+/* Remove an idle connection to path from the pool and return it with the time it went idle,
+ * or -1. Only the array is touched under idle_lock: every thread of the child shares it. */
+static int pool_pop(const char *path, apr_time_t *since)
+{
+    int i, fd = -1;
+    apr_thread_mutex_lock(idle_lock);
+    for (i = idle_count - 1; i >= 0; i--)
+        if (!strcmp(idle[i].path, path)) {
+            fd = idle[i].fd, *since = idle[i].since;
+            idle[i] = idle[--idle_count];
+            break;
+        }
+    apr_thread_mutex_unlock(idle_lock);
+    return fd;
+}
+
+/* Take an idle connection to path on which nothing waits to be read (GOAWAY, EOF), or -1.
+ * The check and closing a stale one are system calls, so they happen outside the lock. */
 static int pool_take(const char *path)
 {
-    apr_time_t now = apr_time_now();
+    apr_time_t now = apr_time_now(), since = 0;
     struct pollfd p = {-1, POLLIN, 0};
-    int i;
-    apr_thread_mutex_lock(idle_lock);
-    for (i = idle_count - 1; i >= 0 && p.fd < 0; i--) {
-        if (strcmp(idle[i].path, path))
-            continue;
-        p.fd = idle[i].fd;
-        if (now - idle[i].since > POOL_IDLE || poll(&p, 1, 0) != 0)
-            close(p.fd), p.fd = -1;
-        idle[i] = idle[--idle_count];
+    while ((p.fd = pool_pop(path, &since)) >= 0) {
+        if (now - since <= POOL_IDLE && poll(&p, 1, 0) == 0)
+            return p.fd;
+        close(p.fd);                  /* too old, or the daemon said GOAWAY or closed it */
     }
-    apr_thread_mutex_unlock(idle_lock);
-    return p.fd;
+    return -1;
 }
 
 /* Keep a connection for a later request, closing those idle for too long. */
@@ -538,7 +621,9 @@ static int recv_in(wd_req *q)
     return rc;
 }
 
-/* One attempt: send the request and relay the response at the same time, until it ends. */
+/* One attempt: send the request and relay the response at the same time, until it ends.
+ * Sending is tried first: the socket nearly always takes the whole outbox at once, so poll()
+ * waits only for what it would not take, and for the daemon's answer. */
 static int exchange(wd_req *q)
 {
     struct pollfd p;
@@ -546,6 +631,8 @@ static int exchange(wd_req *q)
     while (rc == OK && !q->resp_done) {
         if (want_client(q) && (rc = read_client(q)) != OK)
             break;
+        if (q->out_sent < q->out_len && !q->wclosed)
+            send_out(q);
         p.fd = q->fd, p.revents = 0;
         p.events = POLLIN | (q->out_sent < q->out_len && !q->wclosed ? POLLOUT : 0);
         wait = want_client(q) ? 0 : (int)apr_time_as_msec(q->timeout);
@@ -558,9 +645,7 @@ static int exchange(wd_req *q)
             rc = broken(q, "timeout reading the response body");
         else if (n < 0 && errno != EINTR)
             rc = broken(q, strerror(errno));
-        if (n > 0 && (p.revents & POLLOUT))
-            send_out(q);
-        if (n > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)))
+        if (n > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)))  /* POLLOUT: next turn sends */
             rc = recv_in(q);
     }
     return rc;
@@ -574,8 +659,11 @@ static int proxy(wd_req *q)
         q->fd = q->out ? -1 : pool_take(q->daemon->path);
         if (!(pooled = q->fd >= 0) && (rc = connect_daemon(q)) != OK)
             return rc;
-        if (!q->out)
+        if (!q->out) {
             encode_head(q);
+            if (q->bodyless)          /* HEAD and END leave in one send, reach one read */
+                queue_end(q, NULL);
+        }
         if ((rc = exchange(q)) != WD_AGAIN && rc != WD_STALE)
             break;
         close(q->fd), q->fd = -1;
@@ -629,6 +717,17 @@ static int check_request(request_rec *r, int aliased, wd_dir *d)
     return OK;
 }
 
+/* True when the request has no body and nothing can give it one: no Transfer-Encoding, no
+ * Content-Length or a plain zero (anything odder takes the body path, where Apache's HTTP_IN
+ * filter judges it), and no input filter above the protocol's (mod_deflate, mod_request's
+ * kept body) that could produce bytes. Its REQUEST_END can then go out with the head. */
+static int bodyless(request_rec *r, const char *cl)
+{
+    return !apr_table_get(r->headers_in, "Transfer-Encoding") &&
+           (!cl || (*cl && !cl[strspn(cl, "0")])) &&
+           r->input_filters->frec->ftype >= AP_FTYPE_PROTOCOL;
+}
+
 /* The content handler: wsgi-script requests go to their daemon group. */
 static int wd_handler(request_rec *r)
 {
@@ -657,17 +756,23 @@ static int wd_handler(request_rec *r)
     /* LARGE_BODY when the body may outgrow EAGER_WINDOW: chunked, long, or changed by a filter */
     q->large = apr_table_get(r->headers_in, "Transfer-Encoding") || length > WD_EAGER_WINDOW ||
                (length > 0 && r->input_filters->frec->ftype < AP_FTYPE_PROTOCOL);
+    q->bodyless = bodyless(r, cl);
     q->in = apr_palloc(r->pool, q->in_cap = WD_HEADER_SIZE + READ_SIZE);
     q->bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     q->bbin = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     return proxy(q);
 }
 
-/* Each Apache child keeps its own pool of idle daemon connections (closed when it exits). */
+/* Each Apache child keeps its own pool of idle daemon connections (closed when it exits), and
+ * makes the environment values that stay the same for all its requests. */
 static void child_init(apr_pool_t *p, server_rec *s)
 {
+    ap_version_t version;
     if (apr_thread_mutex_create(&idle_lock, APR_THREAD_MUTEX_DEFAULT, p) != APR_SUCCESS)
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, PREFIX "Unable to create a mutex");
+    server_pid = apr_itoa(p, (int)getpid());
+    ap_get_server_revision(&version);
+    apache_version = apr_psprintf(p, "%d.%d.%d", version.major, version.minor, version.patch);
 }
 
 /* Translate after mod_alias (Alias /static beats WSGIScriptAlias /) and before mod_userdir
