@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -262,3 +263,37 @@ def test_socket_file_removed_at_stop(shim_daemon: Callable[..., Daemon]) -> None
     path = daemon.socket_path  # type: ignore[attr-defined]
     daemon.stop()
     wait_for(lambda: not os.path.exists(path), 5, "the socket file to go")
+
+
+def test_more_connections_than_threads_lose_no_request(
+    shim_daemon: Callable[..., Daemon],
+) -> None:
+    """Twenty connections kept open against one worker with two threads, each sending one
+    request after another: every request is answered, none waits for an event that never
+    comes (connections are watched edge-triggered by threads that each own one at a time)."""
+    daemon = shim_daemon("--processes", "1", "--threads", "2")
+    failures: list[str] = []
+    answered = [0] * 20
+
+    def run(index: int) -> None:
+        shim = client(daemon)
+        try:
+            for number in range(40):
+                response = shim.request(base_environ(f"/n{number}"))
+                if response.end is None or not response.body.startswith(b"pid "):
+                    failures.append(f"connection {index} request {number}: {response!r}")
+                    return
+                answered[index] += 1
+        except OSError as exc:
+            failures.append(f"connection {index}: {exc}")
+        finally:
+            shim.close()
+
+    workers = [threading.Thread(target=run, args=(index,)) for index in range(20)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in workers), f"stuck: {answered}"
+    assert not failures
+    assert answered == [40] * 20

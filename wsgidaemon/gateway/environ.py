@@ -188,12 +188,13 @@ _MICROSECOND_KEYS = ("mod_wsgi.request_start", "mod_wsgi.queue_start")
 
 def wire_cgi_environ(pairs: tuple[tuple[bytes, bytes], ...]) -> dict[str, Any]:
     """The environ part Apache computed, from the shim's REQUEST_HEAD (docs/wire-protocol.md)."""
-    environ: dict[str, Any] = {}
-    for raw_key, raw_value in pairs:
-        key = raw_key.decode("latin-1")
-        environ[key] = (
-            os.fsdecode(raw_value) if key in _FILESYSTEM_KEYS else raw_value.decode("latin-1")
-        )
+    environ: dict[str, Any] = {
+        raw_key.decode("latin-1"): raw_value.decode("latin-1") for raw_key, raw_value in pairs
+    }
+    for key in _FILESYSTEM_KEYS.intersection(environ):
+        value = environ[key]
+        if not value.isascii():  # ASCII reads the same either way
+            environ[key] = os.fsdecode(value.encode("latin-1"))
     for key in _MICROSECOND_KEYS:
         value = environ.get(key)
         if value is not None:

@@ -4,6 +4,7 @@ workers import it after fork."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import socket
 from collections.abc import Callable
@@ -48,6 +49,19 @@ def scoreboard_for(group: DaemonGroup) -> Scoreboard:
     return Scoreboard(4 * group.options.processes + 4)
 
 
+# What every worker imports besides the WSGI adapter: imported once, before the master forks,
+# these modules' pages are shared by all workers instead of each building its own copy
+# (about 3 MiB of PSS per worker). The adapter itself stays out of the master.
+SHARED_BEFORE_FORK = (
+    "uvloop",
+    "hashlib",
+    "random",
+    "email.utils",
+    "wsgidaemon.protocol",
+    "wsgidaemon.protocol.wire",
+)
+
+
 def build_master(
     group: DaemonGroup,
     listener: socket.socket,
@@ -58,6 +72,8 @@ def build_master(
     on_first_ready: Callable[[], None] | None = None,
 ) -> Master:
     scoreboard = scoreboard_for(group)
+    for name in SHARED_BEFORE_FORK:
+        importlib.import_module(name)
 
     def run_worker(number: int, row: int, control: socket.socket) -> int:
         # Imported here, after fork, so that only workers ever load the WSGI adapter.
