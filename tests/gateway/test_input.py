@@ -99,10 +99,23 @@ def test_read_all_raises_rather_than_returning_a_short_body() -> None:
         stream.read()
 
 
-def test_sized_reads_return_what_is_there() -> None:
+def test_sized_reads_wait_for_the_size_or_the_end() -> None:
+    """As mod_wsgi's: read(n) returns n bytes unless the body ends first."""
     stream = RequestInput()
+    result: list[bytes] = []
+    reader = threading.Thread(target=lambda: result.append(stream.read(6)))
+    reader.start()
     stream.feed(b"abc")
+    stream.feed(b"def")
+    reader.join(timeout=10)
+    assert result == [b"abcdef"]
+    stream.feed(b"abc")
+    stream.feed_eof()
     assert stream.read(10) == b"abc"
+
+
+def test_sized_reads_then_lines() -> None:
+    stream = RequestInput()
     stream.feed(b"de\nf")
     stream.feed_eof()
     assert stream.readline(2) == b"de"

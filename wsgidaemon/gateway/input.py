@@ -59,16 +59,18 @@ class BodyReader:
             self._first_read()
         if size == 0:
             return b""
-        if size is not None and size > 0:
-            while not self._buffer and not self._eof:
-                self._more()
-            return self._take(size)
+        # As mod_wsgi's: read(n) returns n bytes unless the body ends first, so that the
+        # common read(int(CONTENT_LENGTH)) gets the whole body in one call.
+        want = size if size is not None and size > 0 else None
         parts: list[bytes] = []
+        have = 0
         while True:
             if self._buffer:
-                parts.append(self._take(len(self._buffer)))
-            if self._eof:
-                return b"".join(parts)
+                chunk = self._take(len(self._buffer) if want is None else want - have)
+                parts.append(chunk)
+                have += len(chunk)
+            if have == want or self._eof:
+                return parts[0] if len(parts) == 1 else b"".join(parts)
             self._more()
 
     def readline(self, size: int | None = -1) -> bytes:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from wsgidaemon.config import DaemonGroup
+from wsgidaemon.gateway.arenas import limit_malloc_arenas
 from wsgidaemon.gateway.master import Master
 from wsgidaemon.gateway.scoreboard import Scoreboard
 
@@ -74,6 +75,7 @@ def build_master(
     scoreboard = scoreboard_for(group)
     for name in SHARED_BEFORE_FORK:
         importlib.import_module(name)
+    limit_malloc_arenas()
 
     def run_worker(number: int, row: int, control: socket.socket) -> int:
         # Imported here, after fork, so that only workers ever load the WSGI adapter.
