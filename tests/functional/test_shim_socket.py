@@ -7,6 +7,7 @@ import json
 import os
 import pwd
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -28,7 +29,9 @@ from wsgidaemon.protocol.wire import (
     RetryReason,
     WireError,
     WireGoAway,
+    WireResponseEnd,
     WireRetry,
+    WireStart,
 )
 
 
@@ -297,3 +300,27 @@ def test_more_connections_than_threads_lose_no_request(
     assert not any(thread.is_alive() for thread in workers), f"stuck: {answered}"
     assert not failures
     assert answered == [40] * 20
+
+
+def test_stopping_mid_request_ends_the_response_with_shutdown(
+    shim_daemon: Callable[..., Daemon],
+) -> None:
+    """A request still in the application when the shutdown time is up gets RESPONSE_END
+    SHUTDOWN, so Apache can say why, rather than a connection that just closes."""
+    daemon = shim_daemon("--shutdown-timeout", "1")
+    shim = client(daemon)
+    try:
+        # A large body whose bytes never come: the application waits in wsgi.input.read().
+        shim.send(
+            shim.conn.send_request_head(
+                base_environ("/echo-body", "POST", CONTENT_LENGTH="100000"), large_body=True
+            )
+        )
+        assert isinstance(shim.next_event(), WireStart)
+        daemon.proc.send_signal(signal.SIGTERM)
+        end = shim.next_event()
+    finally:
+        shim.close()
+    assert isinstance(end, WireResponseEnd)
+    assert end.code is EndCode.SHUTDOWN
+    assert "shut down" in end.reason

@@ -84,6 +84,9 @@ class ShimLink:
         self.drained = True  # the last read took everything the socket had
         self.goaway_at: float | None = None
         self.broken = False
+        # Held while a response frame is encoded and written, so that the loop thread can end
+        # a response with SHUTDOWN (see `shut_down`) without cutting into a frame.
+        self.write_lock = threading.Lock()
 
     def claim(self) -> bool:
         """Become its owner; False if another thread owns it (which is then told to look
@@ -192,6 +195,20 @@ class ShimLink:
         self.state = LinkState.CLOSED
         self.sock.close()
 
+    def shut_down(self) -> None:
+        """Loop thread, out of time while a thread owns the link: end the response in progress
+        with RESPONSE_END SHUTDOWN (unless a write is stuck), then break the connection so
+        that its owner stops at its next read or write."""
+        if self.write_lock.acquire(timeout=0.05):
+            try:
+                with contextlib.suppress(Exception):  # no response in progress, or no room
+                    reason = "the worker was shut down mid-response"
+                    self.sock.send(self.conn.send_end(EndCode.SHUTDOWN, reason))
+            finally:
+                self.write_lock.release()
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+
 
 class ShimExchange:
     """One request from Apache and its response: an `Exchange` for the worker, used only by
@@ -250,6 +267,10 @@ class ShimExchange:
     # -- ResponseSink -----------------------------------------------------------------------
 
     def emit(self, head: tuple[str, Headers] | None, data: bytes, end: bool) -> None:
+        with self.link.write_lock:
+            self._emit(head, data, end)
+
+    def _emit(self, head: tuple[str, Headers] | None, data: bytes, end: bool) -> None:
         conn = self.link.conn
         try:
             out = b""
@@ -282,7 +303,8 @@ class ShimExchange:
         if link.broken:
             return
         log.error("Response to Apache cut short: %s", reason)
-        try:
-            link.send(link.conn.send_end(EndCode.APP_ERROR, reason))
-        except Exception:
-            link.broken = True
+        with link.write_lock:
+            try:
+                link.send(link.conn.send_end(EndCode.APP_ERROR, reason))
+            except Exception:
+                link.broken = True

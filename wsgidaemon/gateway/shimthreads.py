@@ -114,16 +114,18 @@ class ShimThreads:
                 self.kick(link)
 
     def shut_down(self) -> None:
-        """Out of time: close idle connections, and break those in use so that their threads
-        stop at their next read or write (the shim reports those responses as cut short)."""
+        """Out of time: close idle connections; end the responses in progress with SHUTDOWN
+        and break their connections, so that their threads stop at their next read or write."""
         self.stopping = True
+        busy = []
         for link in list(self.links.values()):
             with link.lock:
                 if link.state is LinkState.IDLE:
                     self._forget(link)
                 elif link.state is LinkState.BUSY:
-                    with contextlib.suppress(OSError):
-                        link.sock.shutdown(socket.SHUT_RDWR)
+                    busy.append(link)
+        for link in busy:
+            link.shut_down()
 
     def shutdown(self, timeout: float) -> bool:
         """At exit: give requests in flight up to `timeout` seconds; True if none is left."""
@@ -235,7 +237,8 @@ class ShimThreads:
             )
         exchange = ShimExchange(link, head)
         if head.large_body:
-            link.send(conn.send_start())
+            with link.write_lock:
+                link.send(conn.send_start())
         worker.handle(exchange)
         worker.request_finished_threadsafe()
         if not exchange.finish():

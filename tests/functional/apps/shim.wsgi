@@ -34,6 +34,8 @@ def application(environ, start_response):
             yield b"read %d" % total
 
         return answer()
+    elif path == "/echo-body":
+        body = environ["wsgi.input"].read()
     else:
         body = b"pid %d" % os.getpid()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
