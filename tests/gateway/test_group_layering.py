@@ -14,9 +14,9 @@ ADAPTER = {
     "wsgidaemon.gateway.input",
     "wsgidaemon.gateway.loader",
     "wsgidaemon.gateway.scripts",
-    "wsgidaemon.gateway.httpchannel",
+    "wsgidaemon.gateway.httplink",
     "wsgidaemon.gateway.shimlink",
-    "wsgidaemon.gateway.shimthreads",
+    "wsgidaemon.gateway.connthreads",
 }
 
 

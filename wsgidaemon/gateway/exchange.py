@@ -1,17 +1,17 @@
 """What a worker needs from one request, whichever front end brought it: the HTTP listener
-(`httpchannel.py`) or the Apache shim (`shimlink.py`)."""
+(`httplink.py`) or the Apache shim (`shimlink.py`)."""
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
-from wsgidaemon.gateway.input import BodyReader
+from wsgidaemon.gateway.input import RequestInput
 from wsgidaemon.gateway.response import ResponseSink
 
 
 class Exchange(ResponseSink, Protocol):
     @property
-    def input(self) -> BodyReader:
+    def input(self) -> RequestInput:
         """wsgi.input."""
 
     received_at: float
