@@ -59,7 +59,7 @@ def test_master_never_imports_the_wsgi_adapter() -> None:
         "wsgidaemon.gateway.environ",
         "wsgidaemon.gateway.input",
         "wsgidaemon.gateway.loader",
-        "wsgidaemon.gateway.httplink",
+        "wsgidaemon.gateway.httpchannel",
     }
     # Everything the master process loads at module level, followed transitively.
     seen: set[str] = set()

@@ -14,9 +14,9 @@ ADAPTER = {
     "wsgidaemon.gateway.input",
     "wsgidaemon.gateway.loader",
     "wsgidaemon.gateway.scripts",
-    "wsgidaemon.gateway.httplink",
+    "wsgidaemon.gateway.httpchannel",
     "wsgidaemon.gateway.shimlink",
-    "wsgidaemon.gateway.connthreads",
+    "wsgidaemon.gateway.shimthreads",
 }
 
 

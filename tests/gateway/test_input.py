@@ -1,95 +1,124 @@
-"""wsgi.input over a source that hands out the body piece by piece, as a connection's owning
-thread reads it from the socket."""
+"""wsgi.input against a simulated event loop that stops feeding while the buffer is above its
+high-water mark, as the real loop pauses reading from the client."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
-from wsgidaemon.gateway.input import RequestInput
+from wsgidaemon.gateway.input import HIGH_WATER, RequestInput
 
 PIECE = 64 << 10
-BIG = 4 << 20
 
 
-def pieces(body: bytes, size: int = PIECE, error: str | None = None) -> Callable[[], bytes]:
-    """A source handing out `body` in `size` pieces, then b"" (or raising `error`)."""
-    chunks: Iterable[bytes] = iter([body[i : i + size] for i in range(0, len(body), size)])
+def serve_body(body: bytes, reader: Callable[[RequestInput], Any], timeout: float = 10) -> Any:
+    """Feed `body` like the loop does (pausing until drained) while `reader` runs in its own
+    thread; fail instead of hanging if the two wait for each other."""
+    resumed = threading.Event()
+    stream = RequestInput(on_drained=resumed.set)
+    errors: list[str] = []
 
-    def source() -> bytes:
-        for chunk in chunks:
-            return chunk
-        if error is not None:
-            raise OSError(error)
-        return b""
+    def loop() -> None:
+        for start in range(0, len(body), PIECE):
+            if stream.feed(body[start : start + PIECE]) and not resumed.wait(timeout):
+                errors.append(f"reading stayed paused with {start} of {len(body)} bytes fed")
+                stream.feed_error("test gave up")
+                return
+            resumed.clear()
+        stream.feed_eof()
 
-    return source
+    result: list[Any] = []
+    feeder = threading.Thread(target=loop, daemon=True)
+    application = threading.Thread(target=lambda: result.append(reader(stream)), daemon=True)
+    feeder.start()
+    application.start()
+    application.join(timeout + 5)
+    assert not application.is_alive(), "the reader is stuck"
+    assert errors == []
+    assert len(result) == 1
+    return result[0]
 
 
-def test_read_everything_of_a_large_body() -> None:
+BIG = 4 * HIGH_WATER
+
+
+def test_read_everything_of_a_body_larger_than_the_buffer() -> None:
     body = bytes(range(256)) * (BIG // 256)
-    assert RequestInput(pieces(body)).read() == body
+    assert serve_body(body, lambda stream: stream.read()) == body
 
 
-def test_readline_of_a_line_longer_than_a_piece() -> None:
+def test_readline_of_a_line_longer_than_the_buffer() -> None:
     body = b"x" * BIG + b"\nrest"
-    stream = RequestInput(pieces(body))
-    assert [stream.readline(), stream.readline(), stream.readline()] == [
-        b"x" * BIG + b"\n",
-        b"rest",
-        b"",
-    ]
+    lines = serve_body(body, lambda stream: [stream.readline(), stream.readline()])
+    assert lines == [b"x" * BIG + b"\n", b"rest"]
 
 
 def test_readline_without_any_newline_returns_everything_at_eof() -> None:
     body = b"y" * BIG
-    assert RequestInput(pieces(body)).readline() == body
+    assert serve_body(body, lambda stream: stream.readline()) == body
 
 
-@pytest.mark.parametrize("limit", [100, PIECE + 1, 3 * PIECE])
-def test_readline_with_a_limit_larger_or_smaller_than_a_piece(limit: int) -> None:
-    body = b"z" * (BIG // 8) + b"\n"
-    stream = RequestInput(pieces(body))
-    lines = list(iter(lambda: stream.readline(limit), b""))
+@pytest.mark.parametrize("limit", [100, HIGH_WATER + 1, 3 * HIGH_WATER])
+def test_readline_with_a_limit_larger_or_smaller_than_the_buffer(limit: int) -> None:
+    body = b"z" * BIG + b"\n"
+
+    def read_lines(stream: RequestInput) -> list[bytes]:
+        return list(iter(lambda: stream.readline(limit), b""))
+
+    lines = serve_body(body, read_lines)
+    assert all(len(line) <= limit for line in lines)
     assert b"".join(lines) == body
     assert all(len(line) == limit for line in lines[:-1])
-    assert 0 < len(lines[-1]) <= limit
 
 
 def test_iteration_and_readlines_over_long_lines() -> None:
-    line = b"a" * (PIECE + 10) + b"\n"
-    assert list(RequestInput(pieces(line * 3))) == [line] * 3
-    assert RequestInput(pieces(line * 3)).readlines() == [line] * 3
-    assert RequestInput(pieces(line * 3)).readlines(1) == [line]
+    body = (b"a" * (HIGH_WATER + 10) + b"\n") * 3
+    assert serve_body(body, list) == [b"a" * (HIGH_WATER + 10) + b"\n"] * 3
+    assert (
+        serve_body(body, lambda stream: stream.readlines())
+        == [b"a" * (HIGH_WATER + 10) + b"\n"] * 3
+    )
 
 
 def test_a_broken_body_is_an_error_even_mid_line() -> None:
-    stream = RequestInput(pieces(b"partial line", error="client went away"))
+    stream = RequestInput()
+    stream.feed(b"partial line")
+    stream.feed_error("client went away")
     with pytest.raises(OSError, match="client went away"):
         stream.readline()
 
 
 def test_read_all_raises_rather_than_returning_a_short_body() -> None:
-    stream = RequestInput(pieces(b"some of it", error="client went away"))
+    stream = RequestInput()
+    stream.feed(b"some of it")
+    stream.feed_error("client went away")
     with pytest.raises(OSError, match="client went away"):
         stream.read()
 
 
 def test_sized_reads_wait_for_the_size_or_the_end() -> None:
-    """As mod_wsgi's: read(n) returns n bytes unless the body ends first, however the body
-    arrives."""
-    stream = RequestInput(pieces(b"abcdefgh", size=3))
-    assert stream.read(5) == b"abcde"
-    assert stream.read(10) == b"fgh"
-    assert (stream.read(), stream.read(5), stream.readline()) == (b"", b"", b"")
-    assert stream.bytes_read == 8
+    """As mod_wsgi's: read(n) returns n bytes unless the body ends first."""
+    stream = RequestInput()
+    result: list[bytes] = []
+    reader = threading.Thread(target=lambda: result.append(stream.read(6)))
+    reader.start()
+    stream.feed(b"abc")
+    stream.feed(b"def")
+    reader.join(timeout=10)
+    assert result == [b"abcdef"]
+    stream.feed(b"abc")
+    stream.feed_eof()
+    assert stream.read(10) == b"abc"
 
 
 def test_sized_reads_then_lines() -> None:
-    stream = RequestInput(pieces(b"abcde\nf", size=2))
-    assert stream.read(3) == b"abc"
-    assert stream.readline(1) == b"d"
-    assert stream.readline() == b"e\n"
+    stream = RequestInput()
+    stream.feed(b"de\nf")
+    stream.feed_eof()
+    assert stream.readline(2) == b"de"
+    assert stream.readline() == b"\n"
     assert stream.read() == b"f"
-    assert stream.complete
+    assert (stream.read(), stream.read(5), stream.readline()) == (b"", b"", b"")

@@ -1,17 +1,17 @@
 """What a worker needs from one request, whichever front end brought it: the HTTP listener
-(`httplink.py`) or the Apache shim (`shimlink.py`)."""
+(`httpchannel.py`) or the Apache shim (`shimlink.py`)."""
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
-from wsgidaemon.gateway.input import RequestInput
+from wsgidaemon.gateway.input import BodyReader
 from wsgidaemon.gateway.response import ResponseSink
 
 
 class Exchange(ResponseSink, Protocol):
     @property
-    def input(self) -> RequestInput:
+    def input(self) -> BodyReader:
         """wsgi.input."""
 
     received_at: float

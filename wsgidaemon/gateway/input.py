@@ -1,23 +1,33 @@
-"""wsgi.input: the request body as a file-like object, read by the thread that owns the
-connection (`connthreads.py`). When a read needs more than has arrived, the input asks its
-source, which reads the socket right there: nothing is handed between threads, nothing is
-locked, and the socket's buffer is the backpressure on the client.
+"""wsgi.input: the request body as a file-like object, in two flavours.
+
+`RequestInput` is fed by the event loop thread and read by an application thread (HTTP). The
+loop pauses reading from the client while more than HIGH_WATER bytes wait here and resumes once
+the application has read them down to LOW_WATER, so a large upload passes through with flat
+memory and a slow application exerts backpressure on the client.
+
+`PulledInput` belongs to a thread that owns its connection (the Apache shim's): when it needs
+more, it asks its source, which reads the socket right there. Nothing to hand over, nothing to
+lock, and the socket buffer is the backpressure.
+
+Both answer read/readline/iteration the same way, from `BodyReader`.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
+HIGH_WATER = 1 << 20
+LOW_WATER = 256 << 10
 
-class RequestInput:
-    """The body `source()` delivers piece by piece: it blocks for the next bytes, returns b""
-    at the end and raises OSError when the body cannot be complete (an incomplete body is an
-    error, never a short body that looks complete)."""
 
-    def __init__(self, source: Callable[[], bytes]) -> None:
-        self._source = source
+class BodyReader:
+    """read() and readline() over a buffer that `_more()` grows until the body ends."""
+
+    def __init__(self, on_first_read: Callable[[], None] | None = None) -> None:
         self._buffer = bytearray()
         self._eof = False
+        self._on_first_read = on_first_read
         self.bytes_read = 0
 
     @property
@@ -25,23 +35,28 @@ class RequestInput:
         return self._eof
 
     def _more(self) -> None:
-        data = self._source()
-        if data:
-            self._buffer += data
-        else:
-            self._eof = True
+        """Wait until the buffer has grown or the body has ended; OSError when the body can
+        never be complete (an incomplete body is an error, never a short body that looks
+        complete)."""
+        raise NotImplementedError
+
+    def _first_read(self) -> None:
+        callback, self._on_first_read = self._on_first_read, None
+        if callback is not None:
+            callback()
 
     def _take(self, size: int) -> bytes:
-        if size >= len(self._buffer):
-            chunk = bytes(self._buffer)
-            self._buffer.clear()
-        else:
-            chunk = bytes(self._buffer[:size])
-            del self._buffer[:size]
+        chunk = bytes(self._buffer[:size])
+        del self._buffer[:size]
         self.bytes_read += len(chunk)
         return chunk
 
+    # What arrived while a read waits for more is moved into the caller's own list, so the
+    # buffer never holds more than one wait's worth (RequestInput's producer must see it drain).
+
     def read(self, size: int | None = -1) -> bytes:
+        if self._on_first_read is not None:
+            self._first_read()
         if size == 0:
             return b""
         # As mod_wsgi's: read(n) returns n bytes unless the body ends first, so that the
@@ -59,6 +74,8 @@ class RequestInput:
             self._more()
 
     def readline(self, size: int | None = -1) -> bytes:
+        if self._on_first_read is not None:
+            self._first_read()
         limit = -1 if size is None else size
         if limit == 0:
             return b""
@@ -95,7 +112,7 @@ class RequestInput:
             if hint is not None and 0 < hint <= total:
                 return lines
 
-    def __iter__(self) -> RequestInput:
+    def __iter__(self) -> BodyReader:
         # Its own iterator, as mod_wsgi's Input is: next(environ["wsgi.input"]) works.
         return self
 
@@ -107,3 +124,82 @@ class RequestInput:
 
     def close(self) -> None:
         """Applications may close wsgi.input; reading it afterwards just returns b''."""
+
+
+class RequestInput(BodyReader):
+    """A body the event loop thread feeds while an application thread reads it."""
+
+    def __init__(
+        self,
+        on_drained: Callable[[], None] | None = None,
+        on_first_read: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(on_first_read)
+        self._cond = threading.Condition(threading.Lock())
+        self._error: str | None = None
+        self._paused = False
+        self._on_drained = on_drained
+
+    # -- the event loop's side -------------------------------------------------------------
+
+    def feed(self, data: bytes) -> bool:
+        """Append body bytes; True when the producer should pause until drained."""
+        with self._cond:
+            self._buffer += data
+            self._cond.notify_all()
+            if len(self._buffer) > HIGH_WATER:
+                self._paused = True
+            return self._paused
+
+    def feed_eof(self) -> None:
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+
+    def feed_error(self, message: str) -> None:
+        with self._cond:
+            self._error = message
+            self._cond.notify_all()
+
+    # -- the application's side: the reads hold the lock, which _more() waits with ---------
+
+    def _more(self) -> None:
+        if self._error is not None:
+            raise OSError(self._error)
+        self._cond.wait()
+
+    def _take(self, size: int) -> bytes:
+        chunk = super()._take(size)
+        if self._paused and len(self._buffer) <= LOW_WATER:
+            self._paused = False
+            if self._on_drained is not None:
+                self._on_drained()
+        return chunk
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self._on_first_read is not None:
+            self._first_read()  # outside the lock: it may schedule work on the loop
+        with self._cond:
+            return super().read(size)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        if self._on_first_read is not None:
+            self._first_read()
+        with self._cond:
+            return super().readline(size)
+
+
+class PulledInput(BodyReader):
+    """A body its reading thread fetches itself: `source()` blocks for the next bytes,
+    returns b"" at the end and raises OSError when the body cannot be complete."""
+
+    def __init__(self, source: Callable[[], bytes]) -> None:
+        super().__init__()
+        self._source = source
+
+    def _more(self) -> None:
+        data = self._source()
+        if data:
+            self._buffer += data
+        else:
+            self._eof = True

@@ -10,7 +10,6 @@ so the client can tell it was cut short, never a clean end.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import sys
 import traceback
@@ -21,6 +20,7 @@ from typing import Any, Protocol
 
 from wsgidaemon.gateway.errorlog import ErrorStream
 from wsgidaemon.gateway.filewrapper import FileWrapper
+from wsgidaemon.gateway.flow import ClientDisconnected
 
 log = logging.getLogger("wsgidaemon")
 
@@ -39,14 +39,6 @@ ERROR_PAGE = (
     b"<p>The server encountered an internal error or\nmisconfiguration and was unable to "
     b"complete\nyour request.</p>\n</body></html>\n"
 )
-
-
-# Files that cannot go out with sendfile() are copied in blocks of this size.
-COPY_BLOCK = 256 << 10
-
-
-class ClientDisconnected(OSError):
-    """The client went away while the response was being sent."""
 
 
 class ResponseSink(Protocol):
@@ -340,15 +332,3 @@ class Responder:
     def _log_exception(self) -> None:
         text = "".join(traceback.format_exception(*sys.exc_info()))
         log.error("Exception occurred processing WSGI script '%s'.\n%s", self.script, text.rstrip())
-
-
-def copy_file(emit: Callable[[bytes], None], fd: int, offset: int, count: int) -> int:
-    """Send part of a file through `emit` in large blocks; returns the bytes sent."""
-    sent = 0
-    while sent < count:
-        block = os.pread(fd, min(COPY_BLOCK, count - sent), offset + sent)
-        if not block:
-            break
-        emit(block)
-        sent += len(block)
-    return sent

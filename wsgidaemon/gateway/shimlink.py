@@ -1,6 +1,10 @@
-"""One connection from the Apache shim (docs/wire-protocol.md), served by the thread that owns
-it (`connthreads.py`): the request frames, the body the application pulls through wsgi.input,
-the response frames, all read and written by that thread.
+"""One connection from the Apache shim, and one request on it, served by the thread that owns
+the connection (see `shimthreads.py` for how a thread comes to own one).
+
+The owning thread does every read and write itself on the non-blocking socket, waiting with
+poll() only when the socket would block: the request head, the body the application pulls
+through wsgi.input, the response frames. No other thread touches the socket or the
+`DaemonConnection` while it is owned, so neither needs a lock.
 
 Unlike HTTP, the framing says how a response ended, so a response cut short ends with a
 RESPONSE_END carrying the reason and the connection stays usable. The daemon closes a
@@ -11,42 +15,49 @@ it again" from "the worker died holding it".
 from __future__ import annotations
 
 import contextlib
+import enum
 import logging
-import os
+import select
 import socket
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from wsgidaemon.gateway.channel import DISCARD_LIMIT, copy_file
 from wsgidaemon.gateway.environ import wire_cgi_environ
-from wsgidaemon.gateway.input import RequestInput
-from wsgidaemon.gateway.link import Link, LinkBroken
-from wsgidaemon.gateway.response import ClientDisconnected, copy_file
+from wsgidaemon.gateway.flow import ClientDisconnected
+from wsgidaemon.gateway.input import PulledInput
 from wsgidaemon.protocol import CLOSED, NEED_DATA
 from wsgidaemon.protocol.wire import (
     VERSION,
     DaemonConnection,
     EndCode,
-    RetryReason,
     WireProtocolError,
     WireRequestAbort,
     WireRequestBody,
     WireRequestEnd,
     WireRequestHead,
-    WireStateError,
     encode_error,
 )
 
 if TYPE_CHECKING:
     from wsgidaemon.gateway.response import Headers
-    from wsgidaemon.gateway.worker import Worker
 
 log = logging.getLogger("wsgidaemon")
 
-# After GOAWAY an idle connection is closed this much later (the shim normally closes first).
-GOAWAY_GRACE = 1.0
-# An unread request body left after the response is read and thrown away up to this size so
-# the connection can be kept; beyond it closing is cheaper.
-DISCARD_LIMIT = 1 << 20
+# One frame header plus the largest body frame the shim sends (READ_SIZE in the module).
+RECV_SIZE = 65536 + 8
+
+
+class LinkState(enum.Enum):
+    IDLE = "waiting for the shim, watched by the shared epoll"
+    BUSY = "owned by one thread"
+    CLOSED = "closed"
+
+
+class LinkBroken(OSError):
+    """The connection cannot carry another request (I/O failed, timed out, or the shim broke
+    the protocol); its owner closes it."""
 
 
 def lookup(pairs: tuple[tuple[bytes, bytes], ...], key: bytes) -> bytes | None:
@@ -56,93 +67,110 @@ def lookup(pairs: tuple[tuple[bytes, bytes], ...], key: bytes) -> bytes | None:
     return None
 
 
-class ShimLink(Link):
-    def __init__(self, sock: socket.socket, worker: Worker) -> None:
-        super().__init__(sock, worker)
-        self.conn = DaemonConnection(max_head=worker.max_head)
+class ShimLink:
+    """A connection from Apache: its socket, its protocol state, and who owns it."""
+
+    def __init__(self, sock: socket.socket, max_head: int, timeout: float) -> None:
+        sock.setblocking(False)
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.conn = DaemonConnection(max_head=max_head)
+        self.timeout = timeout
+        # `lock` guards `state` and `missed` between the epoll threads and the loop thread.
+        self.lock = threading.Lock()
+        self.state = LinkState.IDLE
+        self.missed = False  # an event came while it was owned: the owner looks again
+        self.kicked = False  # watched for writability too (see ShimThreads.kick)
+        self.drained = True  # the last read took everything the socket had
         self.goaway_at: float | None = None
+        self.broken = False
+        # Held while a response frame is encoded and written, so that the loop thread can end
+        # a response with SHUTDOWN (see `shut_down`) without cutting into a frame.
+        self.write_lock = threading.Lock()
 
-    # -- Link -------------------------------------------------------------------------------
-
-    def needs_attention(self, now: float, draining: bool) -> bool:
-        # Idle connections are kept while the worker serves: Apache's children pool them.
-        return draining and (self.goaway_at is None or now - self.goaway_at >= GOAWAY_GRACE)
-
-    def last_words(self) -> bytes:
-        return self.conn.send_end(EndCode.SHUTDOWN, "the worker was shut down mid-response")
-
-    def serve(self) -> bool:
-        if not self._housekeep():
-            return False
-        data = self.receive_now()
-        if data is None:  # woken by a kick, or for a closed fd's successor
-            return True
-        self.conn.receive_data(data)
-        return bool(data) and self._requests() and self._housekeep()
-
-    # -- requests ---------------------------------------------------------------------------
-
-    def _housekeep(self) -> bool:
-        """GOAWAY when draining, closing after its grace; False when the link should close."""
-        worker = self.worker
-        if self.goaway_at is None:
-            if worker.draining or worker.retiring:
-                with contextlib.suppress(WireStateError):
-                    self.send(self.conn.send_goaway())
-                    self.goaway_at = time.monotonic()
-            return True
-        return time.monotonic() - self.goaway_at < GOAWAY_GRACE
-
-    def _requests(self) -> bool:
-        """Serve every request the received bytes hold; False when the link should close."""
-        conn = self.conn
-        while True:
-            try:
-                event = conn.next_event()
-            except WireProtocolError as error:
-                self.refuse(error)
-                return False
-            if event is NEED_DATA:
+    def claim(self) -> bool:
+        """Become its owner; False if another thread owns it (which is then told to look
+        again before it lets go) or it is closed."""
+        with self.lock:
+            if self.state is LinkState.IDLE:
+                self.state = LinkState.BUSY
                 return True
-            if event is CLOSED:
-                return False
-            # The state machine lets only a head start a cycle; body frames are read by it.
-            assert isinstance(event, WireRequestHead)
-            if not self._request(event):
-                return False
-
-    def _request(self, head: WireRequestHead) -> bool:
-        worker = self.worker
-        if worker.draining or worker.retiring or self.goaway_at is not None:
-            # The application has not seen it: the shim sends it to another worker.
-            return self._retry(RetryReason.DRAINING, "worker is being replaced")
-        script, reported = _reload_candidate(head)
-        mtime = worker.script_changed(script, reported) if script is not None else None
-        if script is not None and mtime is not None:
-            # WSGIScriptReloading: never run old code. The shim sends the request again; the
-            # worker drains and a new one loads the script afresh.
-            worker.loop.call_soon_threadsafe(worker.retire_stale, script, mtime)
-            return self._retry(
-                RetryReason.SCRIPT_CHANGED, "the WSGI script changed; the worker is reloading"
-            )
-        exchange = ShimExchange(self, head)
-        if head.large_body:
-            with self.write_lock:
-                self.send(self.conn.send_start())
-        worker.handle(exchange)
-        worker.request_finished_threadsafe()
-        if not exchange.finish():
+            if self.state is LinkState.BUSY:
+                self.missed = True
             return False
-        self.conn.start_next_cycle()
-        return True
 
-    def _retry(self, reason: RetryReason, text: str) -> bool:
-        """RETRY, then the rest of the request (at most the eager window) is read and the
-        connection closed, as the shim closes its side after a RETRY."""
-        self.send(self.conn.send_retry(reason, self.worker.retry_attempts, text))
-        while not isinstance(self.next_request_event(), (WireRequestEnd, WireRequestAbort)):
-            pass
-        return False
+    def let_go(self) -> bool:
+        """Stop owning it, unless something happened meanwhile: then False, still the owner."""
+        with self.lock:
+            if self.missed or not self.drained:
+                self.missed = False
+                return False
+            self.state = LinkState.IDLE
+            return True
+
+    # -- I/O for the owner ------------------------------------------------------------------
+
+    def receive_now(self) -> bytes | None:
+        """What the socket has (b"" at its end), or None if nothing is there yet."""
+        try:
+            data = self.sock.recv(RECV_SIZE)
+        except BlockingIOError:
+            self.drained = True
+            return None
+        except OSError as exc:
+            self.broken = True
+            raise LinkBroken(f"reading from Apache failed: {exc}") from None
+        # Edge-triggered: a read that filled the buffer may have left bytes behind, which no
+        # new event will announce.
+        self.drained = len(data) < RECV_SIZE
+        return data
+
+    def receive(self) -> bytes:
+        """Wait up to the socket timeout for bytes from the shim (b"" at the end)."""
+        while True:
+            data = self.receive_now()
+            if data is not None:
+                return data
+            self._wait(select.POLLIN, "reading the request from Apache")
+
+    def send(self, data: bytes) -> None:
+        """Write all of `data`, waiting while the shim's side is full."""
+        view = memoryview(data)
+        while view:
+            try:
+                sent = self.sock.send(view)
+            except BlockingIOError:
+                self._wait(select.POLLOUT, "sending the response to Apache")
+                continue
+            except OSError as exc:
+                self.broken = True
+                raise LinkBroken(f"sending to Apache failed: {exc}") from None
+            view = view[sent:]
+
+    def _wait(self, events: int, doing: str) -> None:
+        poller = select.poll()
+        poller.register(self.fd, events)
+        if not poller.poll(self.timeout * 1000):
+            self.broken = True
+            raise LinkBroken(f"timed out after {self.timeout:g}s {doing}")
+
+    def refuse(self, error: WireProtocolError) -> None:
+        """The shim broke the protocol: say so once, in the log and on the wire."""
+        self.broken = True
+        if error.peer_version is not None:
+            log.error(
+                "The Apache module speaks wire protocol %d, this daemon speaks %d: install the "
+                "same wsgidaemon version on both sides (wsgidaemon module-config rebuilds the "
+                "module)",
+                error.peer_version,
+                VERSION,
+            )
+        else:
+            log.error(
+                "Malformed data from the Apache module, closing its connection: %s", error.message
+            )
+        with contextlib.suppress(LinkBroken):
+            self.send(encode_error(error.code, error.message))
 
     def next_request_event(self) -> Any:
         """The next event of the request in progress, reading the socket as needed."""
@@ -163,35 +191,23 @@ class ShimLink(Link):
                 raise LinkBroken("Apache closed the connection")
             return event
 
-    def refuse(self, error: WireProtocolError) -> None:
-        """The shim broke the protocol: say so once, in the log and on the wire."""
-        self.broken = True
-        if error.peer_version is not None:
-            log.error(
-                "The Apache module speaks wire protocol %d, this daemon speaks %d: install the "
-                "same wsgidaemon version on both sides (wsgidaemon module-config rebuilds the "
-                "module)",
-                error.peer_version,
-                VERSION,
-            )
-        else:
-            log.error(
-                "Malformed data from the Apache module, closing its connection: %s", error.message
-            )
-        with contextlib.suppress(LinkBroken):
-            self.send(encode_error(error.code, error.message))
+    def close(self) -> None:
+        self.state = LinkState.CLOSED
+        self.sock.close()
 
-
-def _reload_candidate(head: WireRequestHead) -> tuple[str | None, int | None]:
-    """The script to check for changes when the request has WSGIScriptReloading on, and its
-    mtime in microseconds as Apache found it."""
-    if lookup(head.environ, b"mod_wsgi.script_reloading") != b"1":
-        return None, None
-    script = lookup(head.environ, b"SCRIPT_FILENAME")
-    if script is None:
-        return None, None
-    reported = lookup(head.environ, b"mod_wsgi.script_mtime")
-    return os.fsdecode(script), int(reported) if reported and reported.isdigit() else None
+    def shut_down(self) -> None:
+        """Loop thread, out of time while a thread owns the link: end the response in progress
+        with RESPONSE_END SHUTDOWN (unless a write is stuck), then break the connection so
+        that its owner stops at its next read or write."""
+        if self.write_lock.acquire(timeout=0.05):
+            try:
+                with contextlib.suppress(Exception):  # no response in progress, or no room
+                    reason = "the worker was shut down mid-response"
+                    self.sock.send(self.conn.send_end(EndCode.SHUTDOWN, reason))
+            finally:
+                self.write_lock.release()
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
 
 
 class ShimExchange:
@@ -201,7 +217,7 @@ class ShimExchange:
     def __init__(self, link: ShimLink, head: WireRequestHead) -> None:
         self.link = link
         self.head = head
-        self.input = RequestInput(self._body)
+        self.input = PulledInput(self._body)
         started = lookup(head.environ, b"mod_wsgi.request_start")
         try:
             self.received_at = int(started) / 1e6 if started else time.time()
@@ -232,7 +248,8 @@ class ShimExchange:
 
     def finish(self) -> bool:
         """After the response: read the rest of the request; True if the link can go on."""
-        if self.link.broken:
+        link = self.link
+        if link.broken:
             return False
         if self.input.complete:
             return True
@@ -250,33 +267,32 @@ class ShimExchange:
     # -- ResponseSink -----------------------------------------------------------------------
 
     def emit(self, head: tuple[str, Headers] | None, data: bytes, end: bool) -> None:
-        link = self.link
-        with link.write_lock:
-            conn = link.conn
-            try:
-                out = b""
-                if head is not None:
-                    status, headers = head
-                    out = conn.send_response_head(
-                        int(status[:3]),
-                        status.encode("latin-1"),
-                        [
-                            (name.encode("latin-1"), value.encode("latin-1"))
-                            for name, value in headers
-                        ],
-                    )
-                if data:
-                    out += conn.send_body(data)
-                if end:
-                    out += conn.send_end()
-            except Exception as exc:  # the protocol refused what the application produced
-                log.error("Cannot send response to Apache: %s", exc)
-                link.broken = True
-                raise ClientDisconnected(f"cannot send the response: {exc}") from None
-            try:
-                link.send(out)
-            except LinkBroken as exc:
-                raise ClientDisconnected(str(exc)) from None
+        with self.link.write_lock:
+            self._emit(head, data, end)
+
+    def _emit(self, head: tuple[str, Headers] | None, data: bytes, end: bool) -> None:
+        conn = self.link.conn
+        try:
+            out = b""
+            if head is not None:
+                status, headers = head
+                out = conn.send_response_head(
+                    int(status[:3]),
+                    status.encode("latin-1"),
+                    [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers],
+                )
+            if data:
+                out += conn.send_body(data)
+            if end:
+                out += conn.send_end()
+        except Exception as exc:  # the protocol refused what the application produced
+            log.error("Cannot send response to Apache: %s", exc)
+            self.link.broken = True
+            raise ClientDisconnected(f"cannot send the response: {exc}") from None
+        try:
+            self.link.send(out)
+        except LinkBroken as exc:
+            raise ClientDisconnected(str(exc)) from None
 
     def sendfile(self, fd: int, offset: int, count: int) -> int:
         # Every byte to the shim is framed, so the file is copied in large frames.
