@@ -479,13 +479,14 @@ def load_lines(command: list[str], module: str) -> list[str]:
     return lines
 
 
-def wsgi_directives(venv: Path, app: Path, run_dir: Path) -> list[str]:
-    """The daemon-mode configuration both mod_wsgi and mod_wsgidaemon get, word for word."""
+def wsgi_directives(venv: Path, app: Path, run_dir: Path, options: str = "") -> list[str]:
+    """The daemon-mode configuration both mod_wsgi and mod_wsgidaemon get, word for word
+    (`options`: more WSGIDaemonProcess options)."""
     return [
         f'WSGIPythonHome "{venv}"',
         "WSGIRestrictEmbedded On",
         f'WSGISocketPrefix "{run_dir}/wsgi"',
-        f"WSGIDaemonProcess {GROUP} processes={PROCESSES} threads={THREADS}",
+        f"WSGIDaemonProcess {GROUP} processes={PROCESSES} threads={THREADS}{options}",
         f"WSGIProcessGroup {GROUP}",
         "WSGIApplicationGroup %{GLOBAL}",
         f'WSGIScriptAlias / "{app}"',
@@ -498,6 +499,7 @@ def wsgi_directives(venv: Path, app: Path, run_dir: Path) -> list[str]:
 SETUP_NAMES = (
     "mod_wsgi",
     "wsgidaemon",
+    "wsgidaemon-recycle",
     "uwsgi",
     "gunicorn-proxy",
     "gunicorn",
@@ -510,18 +512,20 @@ def make_setup(name: str, work: Path, venv: Path, app: Path) -> Setup:
     bin_dir = venv / "bin"
     root = work / name
     everything = frozenset(WORKLOAD_NAMES)
-    if name in ("mod_wsgi", "wsgidaemon"):
+    if name in ("mod_wsgi", "wsgidaemon", "wsgidaemon-recycle"):
         if name == "mod_wsgi":
             loads = load_lines([str(bin_dir / "mod_wsgi-express"), "module-config"], "wsgi_module")
         else:
             loads = load_lines([str(bin_dir / "wsgidaemon"), "module-config"], "wsgidaemon_module")
         apache = Apache(root, [], [])
-        apache.directives = [*loads, *wsgi_directives(venv, app, apache.run_dir)]
-        title = (
-            "Apache + mod_wsgi daemon mode"
-            if name == "mod_wsgi"
-            else "Apache + mod_wsgidaemon (same directives)"
-        )
+        # The recycling cost: every worker replaced after 1,000 requests (hello world only).
+        options = " maximum-requests=1000" if name == "wsgidaemon-recycle" else ""
+        apache.directives = [*loads, *wsgi_directives(venv, app, apache.run_dir, options)]
+        title = {
+            "mod_wsgi": "Apache + mod_wsgi daemon mode",
+            "wsgidaemon": "Apache + mod_wsgidaemon (same directives)",
+            "wsgidaemon-recycle": "the same with maximum-requests=1000",
+        }[name]
         config = "\n".join(apache.directives)
         return Setup(
             name,
@@ -529,8 +533,8 @@ def make_setup(name: str, work: Path, venv: Path, app: Path) -> Setup:
             config,
             [apache],
             apache.port,
-            everything,
-            master_title=f"wsgidaemon: master [{GROUP}]" if name == "wsgidaemon" else None,
+            frozenset({"hello"}) if name == "wsgidaemon-recycle" else everything,
+            master_title=None if name == "mod_wsgi" else f"wsgidaemon: master [{GROUP}]",
         )
     if name == "uwsgi":
         apache = Apache(root, [], ["proxy", "proxy_uwsgi"])

@@ -52,7 +52,9 @@ def test_protocol_and_config_never_import_gateway() -> None:
             assert not any(n.startswith("wsgidaemon.gateway") for n in names), path
 
 
-def test_master_never_imports_the_wsgi_adapter() -> None:
+def test_master_code_never_depends_on_the_wsgi_adapter() -> None:
+    """The adapter is loaded in the master only to be shared with the workers
+    (launch.SHARED_BEFORE_FORK); nothing the master runs imports it."""
     adapter = {
         "wsgidaemon.gateway.worker",
         "wsgidaemon.gateway.response",

@@ -1,5 +1,7 @@
-"""`wsgidaemon group` runs in the master, which never loads the WSGI adapter (DESIGN.md):
-what group.py and launch.py import at module level, followed transitively, stays clear of it."""
+"""`wsgidaemon group` runs in the master, whose code never depends on the WSGI adapter: what
+group.py and launch.py import at module level, followed transitively, stays clear of it. (The
+master loads the adapter once, by name, only for its workers to share: launch.SHARED_BEFORE_FORK.
+It never loads the application.)"""
 
 from __future__ import annotations
 

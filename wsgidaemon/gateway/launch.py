@@ -1,6 +1,6 @@
 """What `serve` and `group` share: the scoreboard, the worker entry point and the Master of one
-daemon group, built in one place. Like the master, this module never imports the WSGI adapter:
-workers import it after fork."""
+daemon group, built in one place. Like the master's, this module's code never uses the WSGI
+adapter; it only loads it, before forking, for the workers to share (SHARED_BEFORE_FORK)."""
 
 from __future__ import annotations
 
@@ -50,9 +50,11 @@ def scoreboard_for(group: DaemonGroup) -> Scoreboard:
     return Scoreboard(4 * group.options.processes + 4)
 
 
-# What every worker imports besides the WSGI adapter: imported once, before the master forks,
-# these modules' pages are shared by all workers instead of each building its own copy
-# (about 3 MiB of PSS per worker). The adapter itself stays out of the master.
+# What every worker imports, the WSGI adapter included (never the application): imported once,
+# before the master forks, these modules' pages are shared by all workers instead of each
+# building its own copy (about 3 MiB of PSS per worker), and a new worker starts without
+# importing them (the adapter alone takes ~22 ms of CPU: with maximum-requests=1000 under load,
+# that was 9 % of the throughput; see benchmarks/NOTES.md). Nothing in the master uses them.
 SHARED_BEFORE_FORK = (
     "uvloop",
     "hashlib",
@@ -60,6 +62,7 @@ SHARED_BEFORE_FORK = (
     "email.utils",
     "wsgidaemon.protocol",
     "wsgidaemon.protocol.wire",
+    "wsgidaemon.gateway.worker",
 )
 
 
@@ -78,7 +81,8 @@ def build_master(
     limit_malloc_arenas()
 
     def run_worker(number: int, row: int, control: socket.socket) -> int:
-        # Imported here, after fork, so that only workers ever load the WSGI adapter.
+        # Already loaded (SHARED_BEFORE_FORK); imported here so that the master's own code
+        # never depends on the adapter.
         from wsgidaemon.gateway import worker
 
         spec = worker.WorkerSpec(
