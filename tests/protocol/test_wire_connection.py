@@ -92,6 +92,25 @@ def test_one_exchange() -> None:
     assert shim.idle and daemon.idle
 
 
+def test_body_header_is_send_body_without_its_payload() -> None:
+    pair = Pair()
+    shim, daemon = pair.shim, pair.daemon
+    pair.to_daemon(shim.send_request_head(ENVIRON) + shim.send_end())
+    with pytest.raises(WireStateError):
+        daemon.send_body_header(3)  # no response head yet
+    head = daemon.send_response_head(200, b"200 OK", [])
+    payload = b"x" * MAX_DATA
+    assert daemon.send_body_header(MAX_DATA) + payload == daemon.send_body(payload)
+    for size in (0, MAX_DATA + 1):
+        with pytest.raises(ValueError, match="RESPONSE_BODY frame carries"):
+            daemon.send_body_header(size)
+    assert pair.to_shim(head + daemon.send_body_header(3) + b"abc" + daemon.send_end()) == [
+        WireResponseHead(200, b"200 OK", ()),
+        WireResponseBody(b"abc"),
+        WireResponseEnd(EndCode.COMPLETE, ""),
+    ]
+
+
 def test_round_trips() -> None:
     # Property test with fixed seeds: whatever is sent arrives as the same events, in order.
     rng = random.Random(20240601)

@@ -29,6 +29,7 @@ from wsgidaemon.gateway.flow import ClientDisconnected
 from wsgidaemon.gateway.input import PulledInput
 from wsgidaemon.protocol import CLOSED, NEED_DATA
 from wsgidaemon.protocol.wire import (
+    MAX_DATA,
     VERSION,
     DaemonConnection,
     EndCode,
@@ -47,6 +48,8 @@ log = logging.getLogger("wsgidaemon")
 
 # One frame header plus the largest body frame the shim sends (READ_SIZE in the module).
 RECV_SIZE = 65536 + 8
+# Response bodies from this size up are written without being copied into their frame.
+GATHER_SIZE = 16 << 10
 
 
 class LinkState(enum.Enum):
@@ -146,6 +149,18 @@ class ShimLink:
                 self.broken = True
                 raise LinkBroken(f"sending to Apache failed: {exc}") from None
             view = view[sent:]
+
+    def send_parts(self, parts: list[bytes]) -> None:
+        """Write the parts one after another, gathered by one sendmsg() when there is room."""
+        try:
+            sent = self.sock.sendmsg(parts)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            self.broken = True
+            raise LinkBroken(f"sending to Apache failed: {exc}") from None
+        if sent < sum(len(part) for part in parts):
+            self.send(b"".join(parts)[sent:])  # the socket was full: rare, so one copy is fine
 
     def _wait(self, events: int, doing: str) -> None:
         poller = select.poll()
@@ -281,16 +296,23 @@ class ShimExchange:
                     status.encode("latin-1"),
                     [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers],
                 )
-            if data:
+            # A large body goes out as it is, after its frame header, in one sendmsg():
+            # building the frame would copy it.
+            large = GATHER_SIZE <= len(data) <= MAX_DATA
+            if large:
+                out += conn.send_body_header(len(data))
+            elif data:
                 out += conn.send_body(data)
-            if end:
-                out += conn.send_end()
+            tail = conn.send_end() if end else b""
         except Exception as exc:  # the protocol refused what the application produced
             log.error("Cannot send response to Apache: %s", exc)
             self.link.broken = True
             raise ClientDisconnected(f"cannot send the response: {exc}") from None
         try:
-            self.link.send(out)
+            if large:
+                self.link.send_parts([out, data, tail])
+            else:
+                self.link.send(out + tail)
         except LinkBroken as exc:
             raise ClientDisconnected(str(exc)) from None
 

@@ -8,6 +8,8 @@ from .httpevents import NEED_DATA
 from .wireconnection import FROM_SHIM, Connection, NoEvent, Request, Response, malformed
 from .wireevents import (
     EAGER_WINDOW,
+    HEADER,
+    MAX_DATA,
     DaemonEvent,
     EndCode,
     ErrorCode,
@@ -159,6 +161,16 @@ class DaemonConnection(Connection):
         if self._response is not Response.HEAD:
             raise WireStateError(f"RESPONSE_BODY not allowed {self._response.value}")
         return encode_response_body(data)
+
+    def send_body_header(self, size: int) -> bytes:
+        """The header of one RESPONSE_BODY frame of `size` bytes (1..MAX_DATA), for a caller
+        that writes the payload right after it itself (with sendmsg(), a large body is then
+        never copied into a frame); send_body() is the same with the payload appended."""
+        if self._response is not Response.HEAD:
+            raise WireStateError(f"RESPONSE_BODY not allowed {self._response.value}")
+        if not 0 < size <= MAX_DATA:
+            raise ValueError(f"a RESPONSE_BODY frame carries 1..{MAX_DATA} bytes, not {size}")
+        return HEADER.pack(FrameType.RESPONSE_BODY, 0, 0, size)
 
     def send_end(self, code: EndCode = EndCode.COMPLETE, reason: str = "") -> bytes:
         """RESPONSE_END.  Before RESPONSE_HEAD only with a non-zero code: the response was
