@@ -3,8 +3,10 @@ the connection (see `shimthreads.py` for how a thread comes to own one).
 
 The owning thread does every read and write itself on the non-blocking socket, waiting with
 poll() only when the socket would block: the request head, the body the application pulls
-through wsgi.input, the response frames. No other thread touches the socket or the
-`DaemonConnection` while it is owned, so neither needs a lock.
+through wsgi.input, the response frames. No other thread reads from the socket or touches
+the `DaemonConnection` while it is owned; the one exception, the loop thread's RESPONSE_END
+SHUTDOWN when the worker is out of time, waits for `write_lock`, which every response write
+holds.
 
 Unlike HTTP, the framing says how a response ended, so a response cut short ends with a
 RESPONSE_END carrying the reason and the connection stays usable. The daemon closes a
