@@ -34,6 +34,7 @@ from wsgidaemon.gateway.exchange import Exchange
 from wsgidaemon.gateway.httpchannel import HTTPChannel
 from wsgidaemon.gateway.launch import WorkerSettings
 from wsgidaemon.gateway.loader import LoadedScript, ScriptLoadError, load_script
+from wsgidaemon.gateway.master import HANDLED_SIGNALS
 from wsgidaemon.gateway.response import ERROR_PAGE, Responder
 from wsgidaemon.gateway.scoreboard import Row, Scoreboard, State
 from wsgidaemon.gateway.scripts import ScriptCache
@@ -470,19 +471,9 @@ class Worker:
         self.loop.call_later(TICK, self.tick)
 
 
-WORKER_SIGNALS = (
-    signal.SIGTERM,
-    signal.SIGINT,
-    signal.SIGHUP,
-    signal.SIGUSR1,
-    signal.SIGUSR2,
-    signal.SIGCHLD,
-)
-
-
 def unblock_signals() -> None:
     """The master forks with these blocked; a worker takes them once it can handle them."""
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, WORKER_SIGNALS)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)
 
 
 def _reset_signals() -> None:

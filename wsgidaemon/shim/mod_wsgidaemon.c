@@ -127,19 +127,6 @@ static const char *expand(request_rec *r, const char *s)
                                                                            "SCRIPT_NAME"), NULL);
 }
 
-/* Decimal text of a time in microseconds, without apr_psprintf's format parsing. */
-static char *usec_text(apr_pool_t *p, apr_time_t t)
-{
-    char buf[24], *s = buf + sizeof buf;
-    apr_uint64_t u = t < 0 ? 0 - (apr_uint64_t)t : (apr_uint64_t)t;
-    do
-        *--s = (char)('0' + u % 10);
-    while (u /= 10);
-    if (t < 0)
-        *--s = '-';
-    return apr_pstrmemdup(p, s, (apr_size_t)(buf + sizeof buf - s));
-}
-
 /* The Request-URI as the client wrote it: the request line's second word, or "" without a
  * request line (what Apache's util_script.c uses for REQUEST_URI by default). */
 static const char *request_line_uri(request_rec *r)
@@ -230,12 +217,12 @@ static void build_env(wd_req *q, wd_alias *a, wd_dir *d)
     SET("request_handler", r->handler);
     SET("script_reloading", d->script_reloading == 0 ? "0" : "1");
     if (d->script_reloading != 0 && r->finfo.filetype == APR_REG)  /* Apache stat()ed it */
-        SET("script_mtime", usec_text(r->pool, r->finfo.mtime));
+        SET("script_mtime", apr_psprintf(r->pool, "%" APR_TIME_T_FMT, r->finfo.mtime));
     if (d->trusted_proxies)           /* the daemon applies them */
         SET("trusted_proxies", d->trusted_proxies);
     if (d->trusted_proxy_headers)
         SET("trusted_proxy_headers", d->trusted_proxy_headers);
-    SET("request_start", usec_text(r->pool, r->request_time));
+    SET("request_start", apr_psprintf(r->pool, "%" APR_TIME_T_FMT, r->request_time));
     if (!r->log_id)
         ap_run_generate_log_id(c, r, &r->log_id);
     if (r->log_id)
@@ -260,7 +247,7 @@ static void encode_head(wd_req *q)
     size_t mark;
     int pass, i;
     apr_table_setn(q->r->subprocess_env, "mod_wsgi.queue_start",
-                   usec_text(q->r->pool, apr_time_now()));
+                   apr_psprintf(q->r->pool, "%" APR_TIME_T_FMT, apr_time_now()));
     for (pass = 0; pass < 2; pass++) {
         if (pass)
             b.p = q->out = apr_palloc(q->r->pool, q->out_cap = b.cap = b.len + room), b.len = 0;
