@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from wsgidaemon.gateway.input import HIGH_WATER, RequestInput
+from wsgidaemon.gateway.input import HIGH_WATER, Chunks, PulledInput, RequestInput
 
 PIECE = 64 << 10
 
@@ -122,3 +122,35 @@ def test_sized_reads_then_lines() -> None:
     assert stream.readline() == b"\n"
     assert stream.read() == b"f"
     assert (stream.read(), stream.read(5), stream.readline()) == (b"", b"", b"")
+
+
+def test_a_body_that_arrived_in_one_piece_is_handed_over_uncopied() -> None:
+    piece = bytes(range(256)) * 256
+    stream = PulledInput(iter([piece, b""]).__next__)
+    assert stream.read(len(piece)) is piece
+
+
+@pytest.mark.parametrize("sizes", [(1,), (3, 4), (10,), (2, 2, 2, 2, 2)])
+def test_chunks_take_in_any_cut_returns_the_bytes_in_order(sizes: tuple[int, ...]) -> None:
+    chunks = Chunks()
+    for piece in (b"ab", b"", b"cde", bytearray(b"fg"), b"hij"):
+        chunks.append(piece)
+    assert len(chunks) == 10
+    taken = [chunks.take(size) for size in sizes]
+    joined = b"".join(taken)
+    assert joined == b"abcdefghij"[: len(joined)]
+    assert all(type(part) is bytes for part in taken)
+    assert len(chunks) == 10 - len(joined)
+
+
+def test_chunks_find_looks_across_pieces_from_the_read_position() -> None:
+    chunks = Chunks()
+    for piece in (b"a\nb", b"cd", b"e\nf"):
+        chunks.append(piece)
+    assert chunks.find(b"\n") == 1
+    assert chunks.take(2) == b"a\n"
+    assert chunks.find(b"\n") == 4  # "bcde" then the newline in the third piece
+    assert chunks.take(5) == b"bcde\n"
+    assert chunks.find(b"\n") == -1
+    assert chunks.take(99) == b"f"
+    assert len(chunks) == 0

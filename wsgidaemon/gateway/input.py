@@ -15,17 +15,80 @@ Both answer read/readline/iteration the same way, from `BodyReader`.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable
 
 HIGH_WATER = 1 << 20
 LOW_WATER = 256 << 10
 
 
+class Chunks:
+    """Body bytes not read yet, kept as the pieces they arrived in.
+
+    Why not one bytearray: appending copies every piece in, and every read copies it out
+    again (twice: the slice, then bytes()). Here a read that takes whole pieces returns them
+    as they are, so a body that arrived in one frame reaches the application uncopied, and
+    one spread over several is joined once."""
+
+    __slots__ = ("_offset", "_pieces", "size")
+
+    def __init__(self) -> None:
+        self._pieces: deque[bytes] = deque()
+        self._offset = 0  # bytes of _pieces[0] already taken
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def append(self, data: bytes | bytearray | memoryview) -> None:
+        if type(data) is not bytes:
+            data = bytes(data)  # the caller may reuse a bytearray's or memoryview's buffer
+        if data:
+            self._pieces.append(data)
+            self.size += len(data)
+
+    def find(self, byte: bytes) -> int:
+        """Where the first `byte` is among the unread bytes, or -1."""
+        offset = self._offset
+        seen = 0
+        for piece in self._pieces:
+            at = piece.find(byte, offset)
+            if at >= 0:
+                return seen + at - offset
+            seen += len(piece) - offset
+            offset = 0
+        return -1
+
+    def take(self, size: int) -> bytes:
+        """The next `size` bytes (at most what there is)."""
+        size = min(size, self.size)
+        pieces = self._pieces
+        parts: list[bytes | memoryview] = []
+        need = size
+        while need:
+            piece = pieces[0]
+            start = self._offset
+            rest = len(piece) - start
+            if rest <= need:
+                pieces.popleft()
+                self._offset = 0
+                parts.append(piece if not start else memoryview(piece)[start:])
+                need -= rest
+            else:
+                self._offset = start + need
+                parts.append(memoryview(piece)[start : start + need])
+                need = 0
+        self.size -= size
+        if len(parts) == 1 and type(parts[0]) is bytes:
+            return parts[0]
+        return b"".join(parts)
+
+
 class BodyReader:
     """read() and readline() over a buffer that `_more()` grows until the body ends."""
 
     def __init__(self, on_first_read: Callable[[], None] | None = None) -> None:
-        self._buffer = bytearray()
+        self._buffer = Chunks()
         self._eof = False
         self._on_first_read = on_first_read
         self.bytes_read = 0
@@ -46,8 +109,7 @@ class BodyReader:
             callback()
 
     def _take(self, size: int) -> bytes:
-        chunk = bytes(self._buffer[:size])
-        del self._buffer[:size]
+        chunk = self._buffer.take(size)
         self.bytes_read += len(chunk)
         return chunk
 
@@ -145,7 +207,7 @@ class RequestInput(BodyReader):
     def feed(self, data: bytes) -> bool:
         """Append body bytes; True when the producer should pause until drained."""
         with self._cond:
-            self._buffer += data
+            self._buffer.append(data)
             self._cond.notify_all()
             if len(self._buffer) > HIGH_WATER:
                 self._paused = True
@@ -200,6 +262,6 @@ class PulledInput(BodyReader):
     def _more(self) -> None:
         data = self._source()
         if data:
-            self._buffer += data
+            self._buffer.append(data)
         else:
             self._eof = True
