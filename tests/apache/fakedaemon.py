@@ -30,6 +30,7 @@ from wsgidaemon.protocol import CLOSED, NEED_DATA
 from wsgidaemon.protocol.wire import (
     HEADER,
     MAGIC,
+    VERSION,
     DaemonConnection,
     ErrorCode,
     FrameType,
@@ -243,7 +244,7 @@ def error_frame(code: ErrorCode, version: int, text: str) -> bytes:
     return frame(FrameType.ERROR, struct.pack("!HH", code, version) + string(text.encode()))
 
 
-def response_head(status: int = 200, version: int = 1, pairs: bytes = b"\0\0\0\0") -> bytes:
+def response_head(status: int = 200, version: int = VERSION, pairs: bytes = b"\0\0\0\0") -> bytes:
     """A RESPONSE_HEAD frame with a raw pair list (empty by default) and any version."""
     payload = MAGIC + struct.pack("!HH", version, status) + string(b"%d Fake" % status) + pairs
     return frame(FrameType.RESPONSE_HEAD, payload)

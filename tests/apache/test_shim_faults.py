@@ -46,7 +46,7 @@ from tests.apache.fakedaemon import (
 from tests.apache.httpd import Apache, HttpdInstall
 from tests.functional.daemon import Daemon, Response, start_daemon, wait_for
 from wsgidaemon.protocol.wire import DEFAULT_MAX_HEAD as MAX_HEAD
-from wsgidaemon.protocol.wire import MAX_DATA, ErrorCode, FrameType
+from wsgidaemon.protocol.wire import MAX_DATA, VERSION, ErrorCode, FrameType
 
 APP = Path(__file__).parent / "apps" / "faults.wsgi"
 TIMEOUT = 2  # connect-timeout and socket-timeout of the groups, seconds
@@ -400,18 +400,21 @@ def test_big_heads_and_bodies_pass_whole(bench: Bench) -> None:
 
 # -- 5. protocol versions ----------------------------------------------------------------------
 
-VERSION_2 = {
-    "error frame": raw(error_frame(ErrorCode.BAD_VERSION, 2, "speaks 2")),
-    "response head": raw(response_head(version=2)),
+NEWER = VERSION + 1
+OTHER_VERSION = {
+    "error frame": raw(error_frame(ErrorCode.BAD_VERSION, NEWER, f"speaks {NEWER}")),
+    "response head": raw(response_head(version=NEWER)),
 }
 
 
-@pytest.mark.parametrize("case", list(VERSION_2))
+@pytest.mark.parametrize("case", list(OTHER_VERSION))
 def test_a_daemon_of_another_protocol_version_is_502_naming_both(bench: Bench, case: str) -> None:
     mark = len(bench.apache.error_log())
-    bench.fake.script(VERSION_2[case])
+    bench.fake.script(OTHER_VERSION[case])
     assert bench.get("/fake").status == 502
-    bench.one_error(mark, "the Apache module speaks wire protocol 1, this daemon speaks 2")
+    bench.one_error(
+        mark, f"the Apache module speaks wire protocol {VERSION}, this daemon speaks {NEWER}"
+    )
 
 
 # -- 6. RETRY ----------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from tests.functional.daemon import APPS, Daemon, start_daemon, wait_for
 from tests.functional.shimclient import ShimClient, base_environ
 from wsgidaemon.protocol.wire import (
     HEADER,
+    VERSION,
     EndCode,
     ErrorCode,
     FrameType,
@@ -182,7 +183,8 @@ def test_other_protocol_version_is_refused_on_both_sides(
     shim_daemon: Callable[..., Daemon],
 ) -> None:
     daemon = shim_daemon()
-    payload = b"WSGD" + (2).to_bytes(2, "big") + b"\0\0" + b"\0\0\0\0"
+    other = VERSION + 1
+    payload = b"WSGD" + other.to_bytes(2, "big") + b"\0\0" + b"\0\0\0\0"
     frame = HEADER.pack(FrameType.REQUEST_HEAD, 0, 0, len(payload)) + payload
     shim = client(daemon)
     try:
@@ -191,8 +193,8 @@ def test_other_protocol_version_is_refused_on_both_sides(
     finally:
         shim.close()
     assert isinstance(event, WireError)
-    assert event.code is ErrorCode.BAD_VERSION and event.version == 1
-    daemon.wait_log(r"Apache module speaks wire protocol 2, this daemon speaks 1")
+    assert event.code is ErrorCode.BAD_VERSION and event.version == VERSION
+    daemon.wait_log(rf"Apache module speaks wire protocol {other}, this daemon speaks {VERSION}")
     ok = client(daemon)
     try:
         assert ok.request(base_environ("/")).head is not None

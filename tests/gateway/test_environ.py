@@ -109,21 +109,31 @@ def test_absolute_form_target_names_the_server() -> None:
     assert (environ["PATH_INFO"], environ["QUERY_STRING"]) == ("/p", "q")
 
 
+def wire_text(pairs: tuple[tuple[bytes, bytes], ...]) -> dict[str, str]:
+    """The environment as the daemon gets it: encoded by the shim's rules, then decoded."""
+    from wsgidaemon.protocol.wire import HEADER, encode_request_head
+    from wsgidaemon.protocol.wirereaders import decode_request_head
+
+    return decode_request_head(encode_request_head(pairs)[HEADER.size :]).text()
+
+
 def test_wire_environ_turns_apache_variables_into_wsgi() -> None:
     from wsgidaemon.gateway.environ import wire_cgi_environ
 
     environ = wire_cgi_environ(
-        (
-            (b"REQUEST_METHOD", b"GET"),
-            (b"SCRIPT_NAME", b"/app"),
-            (b"HTTPS", b"on"),
-            (b"SCRIPT_FILENAME", "/srv/caf\u00e9.wsgi".encode()),
-            (b"HTTP_X_LATIN", b"caf\xe9"),
-            (b"mod_wsgi.request_start", b"1700000000123456"),
-            (b"mod_wsgi.queue_start", b"1700000000223456"),
-            (b"mod_wsgi.apache_version", b"2.4.62"),
-            (b"mod_wsgi.script_reloading", b"1"),
-            (b"mod_wsgi.process_group", b"site"),
+        wire_text(
+            (
+                (b"REQUEST_METHOD", b"GET"),
+                (b"SCRIPT_NAME", b"/app"),
+                (b"HTTPS", b"on"),
+                (b"SCRIPT_FILENAME", "/srv/caf\u00e9.wsgi".encode()),
+                (b"HTTP_X_LATIN", b"caf\xe9"),
+                (b"mod_wsgi.request_start", b"1700000000123456"),
+                (b"mod_wsgi.queue_start", b"1700000000223456"),
+                (b"mod_wsgi.apache_version", b"2.4.62"),
+                (b"mod_wsgi.script_reloading", b"1"),
+                (b"mod_wsgi.process_group", b"site"),
+            )
         )
     )
     assert environ["wsgi.url_scheme"] == "https" and "HTTPS" not in environ
@@ -140,5 +150,5 @@ def test_wire_environ_turns_apache_variables_into_wsgi() -> None:
 def test_wire_environ_plain_http() -> None:
     from wsgidaemon.gateway.environ import wire_cgi_environ
 
-    assert wire_cgi_environ(((b"HTTPS", b"off"),))["wsgi.url_scheme"] == "http"
-    assert wire_cgi_environ(())["wsgi.url_scheme"] == "http"
+    assert wire_cgi_environ(wire_text(((b"HTTPS", b"off"),)))["wsgi.url_scheme"] == "http"
+    assert wire_cgi_environ(wire_text(()))["wsgi.url_scheme"] == "http"

@@ -18,7 +18,7 @@ def environ(
         pairs["mod_wsgi.trusted_proxies"] = proxies
     if headers is not None:
         pairs["mod_wsgi.trusted_proxy_headers"] = headers
-    return wire_cgi_environ(tuple((k.encode(), v.encode()) for k, v in pairs.items()))
+    return wire_cgi_environ(pairs)
 
 
 def test_carrier_keys_never_reach_the_application() -> None:

@@ -55,12 +55,11 @@ EXACT = [
     (encode_response_body(b"ok"), b"\x12\x00\x00\x00\x00\x00\x00\x02ok"),
     (
         encode_request_head([(b"A", b"1")], large_body=True),
-        b"\x01\x00\x00\x00\x00\x00\x00\x16WSGD\x00\x01\x00\x01"
-        b"\x00\x00\x00\x01\x00\x00\x00\x01A\x00\x00\x00\x011",
+        b"\x01\x00\x00\x00\x00\x00\x00\x10WSGD\x00\x02\x00\x01\x00\x00\x00\x01A\x001\x00",
     ),
     (
         encode_response_head(404, b"404 Nope", [(b"X", b"")]),
-        b"\x11\x00\x00\x00\x00\x00\x00\x21WSGD\x00\x01\x01\x94"
+        b"\x11\x00\x00\x00\x00\x00\x00\x21WSGD\x00\x02\x01\x94"
         b"\x00\x00\x00\x08404 Nope\x00\x00\x00\x01\x00\x00\x00\x01X\x00\x00\x00\x00",
     ),
     (encode_request_abort("gone"), b"\x04\x00\x00\x00\x00\x00\x00\x08\x00\x00\x00\x04gone"),
@@ -74,7 +73,7 @@ EXACT = [
     ),
     (
         encode_error(ErrorCode.TOO_LARGE, "big"),
-        b"\x1f\x00\x00\x00\x00\x00\x00\x0b\x00\x04\x00\x01\x00\x00\x00\x03big",
+        b"\x1f\x00\x00\x00\x00\x00\x00\x0b\x00\x04\x00\x02\x00\x00\x00\x03big",
     ),
 ]
 
@@ -142,7 +141,7 @@ def test_head_at_the_limits() -> None:
     encoded = encode_request_head(pairs)
     assert decode_request_head(encoded[8:]) == WireRequestHead(tuple(pairs), False)
     # max_head counts the payload, not the frame header.
-    exact = encode_request_head([(b"A", b"x" * (100 - 21))], max_head=100)
+    exact = encode_request_head([(b"A", b"x" * (100 - 15))], max_head=100)  # 15: all but the value
     assert len(exact) == 8 + 100
 
 
@@ -236,11 +235,45 @@ def test_magic_is_checked_before_version() -> None:
 def test_pair_count_is_checked_before_the_pairs() -> None:
     # 65537 claimed in a tiny payload: the limit first, then what the payload can hold.
     with pytest.raises(WireProtocolError) as refused:
-        decode_request_head(b"WSGD\x00\x01\x00\x00\x00\x01\x00\x01")
+        decode_request_head(b"WSGD\x00\x02\x00\x00\x00\x01\x00\x01")
     assert refused.value.code is ErrorCode.TOO_LARGE
     with pytest.raises(WireProtocolError) as refused:
-        decode_request_head(b"WSGD\x00\x01\x00\x00\x00\x00\x00\x02" + b"\x00" * 15)
+        decode_request_head(b"WSGD\x00\x02\x00\x00\x00\x00\x00\x02" + b"\x00" * 15)
     assert refused.value.code is ErrorCode.MALFORMED
+    with pytest.raises(WireProtocolError) as refused:
+        decode_response_head(b"WSGD\x00\x02\x00\xc8\x00\x00\x00\x00\x00\x00\x00\x02")
+    assert refused.value.code is ErrorCode.MALFORMED
+
+
+@pytest.mark.parametrize(
+    ("environment", "words"),
+    [
+        (b"\x00\x00\x00\x01A\x001", "not 1 pair(s) of NUL-terminated strings"),
+        (b"\x00\x00\x00\x01A\x001\x00B", "not 1 pair(s)"),
+        (b"\x00\x00\x00\x02A\x001\x00", "not 2 pair(s)"),
+        (b"\x00\x00\x00\x01\x00v\x00", "an empty environment name"),
+    ],
+)
+def test_environment_faults_are_named(environment: bytes, words: str) -> None:
+    with pytest.raises(WireProtocolError) as refused:
+        decode_request_head(b"WSGD\x00\x02\x00\x00" + environment)
+    assert refused.value.code is ErrorCode.MALFORMED
+    assert words in refused.value.message
+
+
+def test_environment_decodes_as_latin1_text_and_back_to_bytes() -> None:
+    pairs = ((b"HTTP_X", b"caf\xe9"), (b"EMPTY", b""), (b"HTTP_X", b"again"))
+    head = decode_request_head(encode_request_head(pairs)[HEADER.size :])
+    assert head.text() == {"HTTP_X": "again", "EMPTY": ""}  # the last of a repeated name
+    assert head.environ == pairs
+    assert head == WireRequestHead(pairs, False)
+
+
+def test_environment_refuses_what_it_cannot_carry() -> None:
+    with pytest.raises(ValueError, match="NUL"):
+        encode_request_head([(b"HTTP_X", b"a\x00b")])
+    with pytest.raises(ValueError, match="empty"):
+        encode_request_head([(b"", b"v")])
 
 
 def test_decoders_of_small_frames() -> None:

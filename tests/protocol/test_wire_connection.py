@@ -13,6 +13,7 @@ from wsgidaemon.protocol.wire import (
     EAGER_WINDOW,
     EOF_ABORT_REASON,
     MAX_DATA,
+    VERSION,
     DaemonConnection,
     EndCode,
     ErrorCode,
@@ -115,12 +116,13 @@ def test_round_trips() -> None:
     # Property test with fixed seeds: whatever is sent arrives as the same events, in order.
     rng = random.Random(20240601)
 
-    def blob(limit: int) -> bytes:
-        return bytes(rng.randrange(256) for _ in range(rng.randrange(limit)))
+    def blob(limit: int, low: int = 0) -> bytes:
+        return bytes(rng.randrange(low, 256) for _ in range(rng.randrange(limit)))
 
     pair = Pair(seed=1)
     for _ in range(60):
-        environ = [(blob(12) or b"K", blob(30)) for _ in range(rng.randrange(8))]
+        # Any byte but NUL in the environment (NUL ends its strings on the wire).
+        environ = [(blob(12, 1) or b"K", blob(30, 1)) for _ in range(rng.randrange(8))]
         large = rng.random() < 0.5
         sent: list[object] = [WireRequestHead(tuple(environ), large)]
         got = pair.to_daemon(pair.shim.send_request_head(environ, large_body=large))
@@ -281,7 +283,7 @@ def events_of_until_error(conn: DaemonConnection) -> list[object]:
 
 
 def test_configured_max_head() -> None:
-    small = ShimConnection().send_request_head([(b"A", b"x" * 79)])  # payload 100 bytes
+    small = ShimConnection().send_request_head([(b"A", b"x" * 85)])  # payload 100 bytes
     daemon = DaemonConnection(max_head=100)
     daemon.receive_data(small)
     assert isinstance(daemon.next_event(), WireRequestHead)
@@ -468,7 +470,7 @@ def test_shim_refuses_calls_out_of_order() -> None:
 def test_shim_after_error() -> None:
     shim = shim_waiting()
     shim.receive_data(encode_error(ErrorCode.MALFORMED, "no"))
-    assert events_of(shim) == [WireError(ErrorCode.MALFORMED, 1, "no")]
+    assert events_of(shim) == [WireError(ErrorCode.MALFORMED, VERSION, "no")]
     fresh = ShimConnection()
     fresh.receive_data(encode_error(ErrorCode.BAD_VERSION, "old"))
     assert isinstance(fresh.next_event(), WireError)

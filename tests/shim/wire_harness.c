@@ -53,28 +53,33 @@ static void body(const char *event, const unsigned char *p, uint32_t n)
     putchar('\n');
 }
 
-/* Check the count pairs that end a head's payload. */
-static int check_pairs(wd_cursor *c, uint32_t count)
+/* Check the count pairs that end a head's payload: REQUEST_HEAD's environment (env) or a
+ * RESPONSE_HEAD's pair list. */
+static int check_pairs(wd_cursor *c, uint32_t count, int env)
 {
     wd_str name, value;
     uint32_t i;
     for (i = 0; i < count; i++)
-        if (wd_get_pair(c, &name, &value))
+        if (env ? wd_get_env_pair(c, &name, &value) : wd_get_pair(c, &name, &value))
             return c->code;
     return wd_get_end(c);
 }
 
-/* Print a checked pair list and encode it again. */
-static void print_pairs(wd_cursor *c, uint32_t count)
+/* Print checked pairs and encode them again. An environment string is followed by its NUL in
+ * the frame, so it is a C string as it stands. */
+static void print_pairs(wd_cursor *c, uint32_t count, int env)
 {
     wd_str name, value;
-    while (count-- && !wd_get_pair(c, &name, &value)) {
+    while (count-- && !(env ? wd_get_env_pair(c, &name, &value) : wd_get_pair(c, &name, &value))) {
         printf("  ");
         quoted(name.data, name.len);
         putchar(' ');
         quoted(value.data, value.len);
         putchar('\n');
-        wd_put_pair(&again, name.data, name.len, value.data, value.len);
+        if (env)
+            wd_put_env_pair(&again, (const char *)name.data, (const char *)value.data);
+        else
+            wd_put_pair(&again, name.data, name.len, value.data, value.len);
     }
 }
 
@@ -114,13 +119,13 @@ static int daemon_frame(daemon_state *s, const wd_header *h, const unsigned char
         if (wd_get_request_head(&c, &version, &flags, &count))
             return c.code;
         pairs = c;
-        if (check_pairs(&c, count))
+        if (check_pairs(&c, count, 1))
             return c.code;
         printf("REQUEST_HEAD version=%u flags=0x%04x pairs=%lu\n", version, flags,
                (unsigned long)count);
         mark = wd_begin_frame(&again, WD_REQUEST_HEAD);
         wd_put_request_head(&again, flags, count);
-        print_pairs(&pairs, count);
+        print_pairs(&pairs, count, 1);
         wd_end_frame(&again, mark);
         s->in_request = 1, s->confirmed = flags & WD_LARGE_BODY, s->body = 0;
         return 0;
@@ -163,14 +168,14 @@ static int shim_frame(wd_shim_state *s, const wd_header *h, const unsigned char 
         if (wd_get_response_head(&c, &version, &status, &text, &count))
             return c.code;
         pairs = c;
-        if (check_pairs(&c, count))
+        if (check_pairs(&c, count, 0))
             return c.code;
         printf("RESPONSE_HEAD version=%u status=%u status_line=", version, status);
         quoted(text.data, text.len);
         printf(" pairs=%lu\n", (unsigned long)count);
         mark = wd_begin_frame(&again, WD_RESPONSE_HEAD);
         wd_put_response_head(&again, status, text.data, text.len, count);
-        print_pairs(&pairs, count);
+        print_pairs(&pairs, count, 0);
         wd_end_frame(&again, mark);
         break;
     case WD_RESPONSE_BODY:

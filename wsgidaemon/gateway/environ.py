@@ -186,11 +186,10 @@ _FILESYSTEM_KEYS = frozenset({"SCRIPT_FILENAME", "DOCUMENT_ROOT", "CONTEXT_DOCUM
 _MICROSECOND_KEYS = ("mod_wsgi.request_start", "mod_wsgi.queue_start")
 
 
-def wire_cgi_environ(pairs: tuple[tuple[bytes, bytes], ...]) -> dict[str, Any]:
-    """The environ part Apache computed, from the shim's REQUEST_HEAD (docs/wire-protocol.md)."""
-    environ: dict[str, Any] = {
-        raw_key.decode("latin-1"): raw_value.decode("latin-1") for raw_key, raw_value in pairs
-    }
+def wire_cgi_environ(text: dict[str, str]) -> dict[str, Any]:
+    """The environ part Apache computed, from the shim's REQUEST_HEAD as latin-1 text
+    (`WireRequestHead.text()`, docs/wire-protocol.md); `text` itself becomes the environ."""
+    environ: dict[str, Any] = text
     for key in _FILESYSTEM_KEYS.intersection(environ):
         value = environ[key]
         if not value.isascii():  # ASCII reads the same either way

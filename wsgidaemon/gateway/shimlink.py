@@ -65,13 +65,6 @@ class LinkBroken(OSError):
     the protocol); its owner closes it."""
 
 
-def lookup(pairs: tuple[tuple[bytes, bytes], ...], key: bytes) -> bytes | None:
-    for name, value in pairs:
-        if name == key:
-            return value
-    return None
-
-
 class ShimLink:
     """A connection from Apache: its socket, its protocol state, and who owns it."""
 
@@ -231,24 +224,22 @@ class ShimExchange:
     """One request from Apache and its response: an `Exchange` for the worker, used only by
     the thread that owns the link."""
 
-    def __init__(self, link: ShimLink, head: WireRequestHead) -> None:
+    def __init__(self, link: ShimLink, head: WireRequestHead, text: dict[str, str]) -> None:
+        """`text`: the head's environment (`head.text()`), which becomes the environ."""
         self.link = link
         self.head = head
+        self.text = text
         self.input = PulledInput(self._body)
-        started = lookup(head.environ, b"mod_wsgi.request_start")
+        # The peer as Apache saw it, before WSGITrustedProxies may rewrite REMOTE_ADDR.
+        self.client = f"{text.get('REMOTE_ADDR', '-')}:{text.get('REMOTE_PORT', '-')}"
+        started = text.get("mod_wsgi.request_start")
         try:
             self.received_at = int(started) / 1e6 if started else time.time()
         except ValueError:
             self.received_at = time.time()
 
-    @property
-    def client(self) -> str:
-        address = lookup(self.head.environ, b"REMOTE_ADDR") or b"-"
-        port = lookup(self.head.environ, b"REMOTE_PORT") or b"-"
-        return f"{address.decode('latin-1')}:{port.decode('latin-1')}"
-
     def cgi_environ(self) -> dict[str, Any]:
-        return wire_cgi_environ(self.head.environ)
+        return wire_cgi_environ(self.text)
 
     def _body(self) -> bytes:
         """wsgi.input's source: the next body bytes, b"" at REQUEST_END."""

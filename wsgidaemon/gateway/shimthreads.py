@@ -30,7 +30,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from wsgidaemon.gateway.shimlink import LinkBroken, LinkState, ShimExchange, ShimLink, lookup
+from wsgidaemon.gateway.shimlink import LinkBroken, LinkState, ShimExchange, ShimLink
 from wsgidaemon.gateway.threadpool import ThreadPool
 from wsgidaemon.protocol import CLOSED, NEED_DATA
 from wsgidaemon.protocol.wire import (
@@ -226,7 +226,8 @@ class ShimThreads:
         if self.draining or worker.retiring or link.goaway_at is not None:
             # The application has not seen it: the shim sends it to another worker.
             return self._retry(link, RetryReason.DRAINING, "worker is being replaced")
-        script, reported = _reload_candidate(head)
+        text = head.text()
+        script, reported = _reload_candidate(text)
         mtime = worker.script_changed(script, reported) if script is not None else None
         if script is not None and mtime is not None:
             # WSGIScriptReloading: never run old code. The shim sends the request again; the
@@ -235,7 +236,7 @@ class ShimThreads:
             return self._retry(
                 link, RetryReason.SCRIPT_CHANGED, "the WSGI script changed; the worker is reloading"
             )
-        exchange = ShimExchange(link, head)
+        exchange = ShimExchange(link, head, text)
         if head.large_body:
             with link.write_lock:
                 link.send(conn.send_start())
@@ -255,13 +256,14 @@ class ShimThreads:
         return False
 
 
-def _reload_candidate(head: WireRequestHead) -> tuple[str | None, int | None]:
+def _reload_candidate(text: dict[str, str]) -> tuple[str | None, int | None]:
     """The script to check for changes when the request has WSGIScriptReloading on, and its
     mtime in microseconds as Apache found it."""
-    if lookup(head.environ, b"mod_wsgi.script_reloading") != b"1":
+    if text.get("mod_wsgi.script_reloading") != "1":
         return None, None
-    script = lookup(head.environ, b"SCRIPT_FILENAME")
+    script = text.get("SCRIPT_FILENAME")
     if script is None:
         return None, None
-    reported = lookup(head.environ, b"mod_wsgi.script_mtime")
-    return os.fsdecode(script), int(reported) if reported and reported.isdigit() else None
+    reported = text.get("mod_wsgi.script_mtime")
+    path = os.fsdecode(script.encode("latin-1"))  # file system bytes, as Apache sent them
+    return path, int(reported) if reported and reported.isdigit() else None

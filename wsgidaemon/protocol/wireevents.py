@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 MAGIC = b"WSGD"  # opens both heads, so a stray peer (or HTTP sent to the socket) is told apart
-VERSION = 1
+VERSION = 2
 # type u8, flags u8, reserved u16, payload length u32; identical in every protocol version.
 HEADER = struct.Struct("!BBHI")
 
@@ -106,13 +106,56 @@ Pairs = tuple[tuple[bytes, bytes], ...]
 # -- shim to daemon -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
 class WireRequestHead:
     """A request begins: Apache's CGI environment, and whether its body may exceed
-    EAGER_WINDOW (then the shim waits for START before sending more than that)."""
+    EAGER_WINDOW (then the shim waits for START before sending more than that).
 
-    environ: Pairs
-    large_body: bool
+    The decoder keeps the environment as it split it, one list of latin-1 text (name, value,
+    name, value, ...), because the daemon's environ is made of exactly that (`text`); the
+    byte pairs (`environ`) are made from it only when something asks for them."""
+
+    __slots__ = ("_pairs", "_strings", "large_body")
+
+    def __init__(self, environ: Pairs, large_body: bool) -> None:
+        self._pairs: Pairs | None = tuple(environ)
+        self._strings: list[str] | None = None
+        self.large_body = large_body
+
+    @classmethod
+    def from_strings(cls, strings: list[str], large_body: bool) -> WireRequestHead:
+        """From the decoder: names and values alternating, decoded as latin-1."""
+        head = cls.__new__(cls)
+        head._pairs = None
+        head._strings = strings
+        head.large_body = large_body
+        return head
+
+    @property
+    def environ(self) -> Pairs:
+        """The (name, value) pairs as bytes, in wire order, repeated names kept apart."""
+        if self._pairs is None:
+            assert self._strings is not None
+            raw = iter([string.encode("latin-1") for string in self._strings])
+            self._pairs = tuple(zip(raw, raw, strict=True))
+        return self._pairs
+
+    def text(self) -> dict[str, str]:
+        """The environment as a dict of latin-1 text; of repeated names the last wins."""
+        if self._strings is not None:
+            strings = iter(self._strings)
+            return dict(zip(strings, strings, strict=True))
+        return {name.decode("latin-1"): value.decode("latin-1") for name, value in self.environ}
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, WireRequestHead):
+            return NotImplemented
+        return self.large_body == other.large_body and self.environ == other.environ
+
+    def __hash__(self) -> int:
+        return hash((self.environ, self.large_body))
+
+    def __repr__(self) -> str:
+        return f"WireRequestHead(environ={self.environ!r}, large_body={self.large_body!r})"
 
 
 @dataclass(frozen=True, slots=True)

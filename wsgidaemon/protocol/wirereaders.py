@@ -16,7 +16,10 @@ Order of the checks, normative for the test vectors (the C reader follows it too
    magic -> BAD_MAGIC; version -> BAD_VERSION; unknown REQUEST_HEAD flags, status outside
    100..999, unknown code or reason -> MALFORMED; pair count above MAX_PAIRS -> TOO_LARGE,
    then a count that cannot fit in what is left (8 bytes per pair at least) -> MALFORMED; an
-   empty name -> MALFORMED; bytes left after the last field -> MALFORMED.
+   empty name -> MALFORMED; bytes left after the last field -> MALFORMED.  REQUEST_HEAD's
+   environment (NUL-terminated strings): its count above MAX_PAIRS -> TOO_LARGE; then the
+   bytes after the count not being exactly that many pairs of NUL-terminated strings ->
+   MALFORMED; an empty name -> MALFORMED.
 """
 
 from __future__ import annotations
@@ -142,6 +145,13 @@ class _Cursor:
         self.pos += 2
         return int(value)
 
+    def u32(self, field: str) -> int:
+        if self.end - self.pos < 4:
+            raise self._short(field)
+        (value,) = _U32.unpack_from(self.data, self.pos)
+        self.pos += 4
+        return int(value)
+
     def string(self, field: str) -> bytes:
         data, pos = self.data, self.pos
         if self.end - pos < 4:
@@ -170,44 +180,6 @@ class _Cursor:
             )
 
     def pairs(self, what: str) -> Pairs:
-        found = self._pairs_of_valid_payload()
-        return found if found is not None else self._pairs_checked(what)
-
-    def _pairs_of_valid_payload(self) -> Pairs | None:
-        """The pairs, or None if anything is wrong: then `_pairs_checked` finds out what.
-
-        Every request carries one pair list, so this is the hot loop of the daemon's reading.
-        It checks nothing per field that a single test afterwards can: a slice past the end
-        is merely short and leaves `pos` beyond `end`, and a length read past it raises.
-        """
-        data, pos, end = self.data, self.pos, self.end
-        unpack = _U32.unpack_from
-        try:
-            (count,) = unpack(data, pos)
-            pos += 4
-            if count > MAX_PAIRS or count > (end - pos) // 8:
-                return None
-            found: list[tuple[bytes, bytes]] = []
-            append = found.append
-            for _ in range(count):
-                (size,) = unpack(data, pos)
-                if not size:
-                    return None
-                pos += 4
-                name = data[pos : pos + size]
-                pos += size
-                (size,) = unpack(data, pos)
-                pos += 4
-                append((name, data[pos : pos + size]))
-                pos += size
-        except struct.error:
-            return None
-        if pos > end:
-            return None
-        self.pos = pos
-        return tuple(found)
-
-    def _pairs_checked(self, what: str) -> Pairs:
         # Field by field, so that a bad payload gets the precise error the vectors expect.
         # Locals rather than attributes: this loop may run 65,536 times for one head.
         data, pos, end = self.data, self.pos, self.end
@@ -257,9 +229,21 @@ def decode_request_head(payload: bytes) -> WireRequestHead:
     flags = cursor.u16("flags")
     if flags & ~LARGE_BODY:
         raise _malformed(f"REQUEST_HEAD with unknown flags 0x{flags:04x}")
-    environ = cursor.pairs("environment")
-    cursor.finish()
-    return WireRequestHead(environ, bool(flags & LARGE_BODY))
+    count = cursor.u32("environment count")
+    if count > MAX_PAIRS:
+        raise WireProtocolError(
+            ErrorCode.TOO_LARGE, f"REQUEST_HEAD: {count} environment fields, above {MAX_PAIRS}"
+        )
+    # The rest is count pairs of NUL-terminated strings: one split, in C, does the reading,
+    # and the empty string after the last NUL is what shows that nothing follows it.
+    strings = payload[cursor.pos :].decode("latin-1").split("\0")
+    if len(strings) != 2 * count + 1 or strings.pop():
+        raise _malformed(
+            f"REQUEST_HEAD: the environment is not {count} pair(s) of NUL-terminated strings"
+        )
+    if "" in strings[::2]:
+        raise _malformed("REQUEST_HEAD: an empty environment name")
+    return WireRequestHead.from_strings(strings, bool(flags & LARGE_BODY))
 
 
 def decode_request_abort(payload: bytes) -> WireRequestAbort:

@@ -117,7 +117,17 @@ def encode_request_head(
 ) -> bytes:
     """REQUEST_HEAD: magic, version, flags and the environment."""
     flags = LARGE_BODY if large_body else 0
-    parts = [MAGIC, _HH.pack(VERSION, flags), *_pair_parts(environ, "environment")]
+    if len(environ) > MAX_PAIRS:
+        raise ValueError(f"{len(environ)} environment fields, above MAX_PAIRS ({MAX_PAIRS})")
+    parts = [MAGIC, _HH.pack(VERSION, flags), _U32.pack(len(environ))]
+    for name, value in environ:
+        if type(name) is not bytes or type(value) is not bytes:
+            raise TypeError(f"environment names and values must be bytes, not {name!r}: {value!r}")
+        if not name:
+            raise ValueError("empty environment name")
+        if b"\0" in name or b"\0" in value:  # the NUL ends each string on the wire
+            raise ValueError(f"NUL in the environment field {name!r}")
+        parts += (name, b"\0", value, b"\0")
     return _head_frame(FrameType.REQUEST_HEAD, parts, max_head)
 
 

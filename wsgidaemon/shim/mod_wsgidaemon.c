@@ -254,8 +254,7 @@ static void encode_head(wd_req *q)
         mark = wd_begin_frame(&b, WD_REQUEST_HEAD);
         wd_put_request_head(&b, q->large ? WD_LARGE_BODY : 0, (uint32_t)arr->nelts);
         for (i = 0; i < arr->nelts; i++)
-            wd_put_pair(&b, e[i].key, (uint32_t)strlen(e[i].key), e[i].val ? e[i].val : "",
-                        e[i].val ? (uint32_t)strlen(e[i].val) : 0);
+            wd_put_env_pair(&b, e[i].key, e[i].val ? e[i].val : "");
         wd_end_frame(&b, mark);
     }
     q->out_len = b.len;

@@ -18,7 +18,7 @@
 #include <string.h>
 
 #define WD_MAGIC        "WSGD"
-#define WD_VERSION      1
+#define WD_VERSION      2
 #define WD_HEADER_SIZE  8
 #define WD_MAX_HEAD     (16u * 1024u * 1024u)
 #define WD_MAX_DATA     (1024u * 1024u)
@@ -277,7 +277,7 @@ static inline int wd_get_end(wd_cursor *c)
     return 0;
 }
 
-/* Take the magic and version that open both heads; a version other than 1 ends there. */
+/* Take the magic and version that open both heads; a version other than ours ends there. */
 static inline int wd_get_magic(wd_cursor *c, uint16_t *version)
 {
     const unsigned char *m;
@@ -293,7 +293,8 @@ static inline int wd_get_magic(wd_cursor *c, uint16_t *version)
     return 0;
 }
 
-/* REQUEST_HEAD up to its pairs: magic, version, flags, pair count. */
+/* REQUEST_HEAD up to its environment: magic, version, flags, pair count; the count pairs of
+ * NUL-terminated strings follow, read them with wd_get_env_pair. */
 static inline int wd_get_request_head(wd_cursor *c, uint16_t *version, uint16_t *flags,
                                       uint32_t *count)
 {
@@ -302,7 +303,36 @@ static inline int wd_get_request_head(wd_cursor *c, uint16_t *version, uint16_t 
         return c->code;
     if (*flags & ~WD_LARGE_BODY)
         return wd_fail(c, WD_ERR_MALFORMED, "unknown REQUEST_HEAD flags");
-    return wd_get_count(c, count);
+    if (wd_get_u32(c, count))
+        return c->code;
+    if (*count > WD_MAX_PAIRS)
+        return wd_fail(c, WD_ERR_TOO_LARGE, "environment longer than MAX_PAIRS");
+    return 0;
+}
+
+/* Take one NUL-terminated string of the REQUEST_HEAD environment (len excludes the NUL). */
+static inline int wd_get_env_str(wd_cursor *c, wd_str *s)
+{
+    const unsigned char *nul;
+    if (c->code)
+        return c->code;
+    nul = memchr(c->p, 0, (size_t)(c->end - c->p));
+    if (!nul)
+        return wd_fail(c, WD_ERR_MALFORMED, "an environment string without its NUL");
+    s->data = c->p, s->len = (uint32_t)(nul - c->p);
+    c->p = nul + 1;
+    return 0;
+}
+
+/* Take one pair of the REQUEST_HEAD environment; a name is never empty. */
+static inline int wd_get_env_pair(wd_cursor *c, wd_str *name, wd_str *value)
+{
+    name->data = value->data = c->p, name->len = value->len = 0;
+    if (wd_get_env_str(c, name))
+        return c->code;
+    if (!name->len)
+        return wd_fail(c, WD_ERR_MALFORMED, "an empty name in the environment");
+    return wd_get_env_str(c, value);
 }
 
 /* RESPONSE_HEAD up to its pairs: magic, version, status, status line, pair count. */
@@ -444,7 +474,15 @@ static inline void wd_put_response_head(wd_buf *b, unsigned status, const void *
     wd_put_u32(b, count);
 }
 
-/* Append one pair. */
+/* Append one pair of the REQUEST_HEAD environment: name and value, each ended by a NUL (so
+ * neither may contain one: Apache's are C strings). */
+static inline void wd_put_env_pair(wd_buf *b, const char *name, const char *value)
+{
+    wd_put(b, name, strlen(name) + 1);
+    wd_put(b, value, strlen(value) + 1);
+}
+
+/* Append one pair of a pair list. */
 static inline void wd_put_pair(wd_buf *b, const void *name, uint32_t name_len,
                                const void *value, uint32_t value_len)
 {

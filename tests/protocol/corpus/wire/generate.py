@@ -67,6 +67,12 @@ def pair_list(pairs: list[tuple[bytes, bytes]], count: int | None = None) -> byt
     return u32(len(pairs) if count is None else count) + body
 
 
+def environment(pairs: list[tuple[bytes, bytes]], count: int | None = None) -> bytes:
+    """REQUEST_HEAD's environment: a count, then each name and value ended by a NUL."""
+    body = b"".join(name + b"\0" + value + b"\0" for name, value in pairs)
+    return u32(len(pairs) if count is None else count) + body
+
+
 def frame(
     type_: int,
     payload: bytes = b"",
@@ -81,9 +87,13 @@ def frame(
 
 
 def request_head_payload(
-    pairs: list[tuple[bytes, bytes]], *, magic: bytes = b"WSGD", version: int = 1, flags: int = 0
+    pairs: list[tuple[bytes, bytes]],
+    *,
+    magic: bytes = b"WSGD",
+    version: int = wire.VERSION,
+    flags: int = 0,
 ) -> bytes:
-    return magic + u16(version) + u16(flags) + pair_list(pairs)
+    return magic + u16(version) + u16(flags) + environment(pairs)
 
 
 def response_head_payload(
@@ -92,7 +102,7 @@ def response_head_payload(
     pairs: list[tuple[bytes, bytes]],
     *,
     magic: bytes = b"WSGD",
-    version: int = 1,
+    version: int = wire.VERSION,
 ) -> bytes:
     return magic + u16(version) + u16(status) + string(line) + pair_list(pairs)
 
@@ -180,13 +190,13 @@ POST_ENVIRON = (
     (b"CONTENT_TYPE", b"text/plain"),
     (b"CONTENT_LENGTH", b"11"),
 )
+# Any byte but NUL, which ends each environment string on the wire.
 BINARY_ENVIRON = (
-    (b"HTTP_X_NUL", b"a\x00b"),
     (b"HTTP_X_HIGH", b"\xff\xfe\x80\x7f"),
     (b"HTTP_X_QUOTES", b'say "hi" \\ bye'),
-    (b"HTTP_X_CONTROL", b"tab\there\r\nnext"),
+    (b"HTTP_X_CONTROL", b"tab\there\r\nnext\x01\x7f"),
     (b"caf\xc3\xa9", b"\xc3\xa9t\xc3\xa9"),
-    (b"\x00", b"\x00"),
+    (b"\x01", b""),
 )
 HEAD = WireRequestHead(GET_ENVIRON, False)
 LARGE_HEAD = WireRequestHead(POST_ENVIRON, True)
@@ -195,6 +205,7 @@ END = WireRequestEnd()
 EOF_ABORT = WireRequestAbort(EOF_ABORT_REASON)
 PATTERN = bytes(range(256))
 ONE_PAIR = [(b"A", b"1")]
+HEAD_START = b"WSGD" + u16(wire.VERSION) + u16(0)  # a REQUEST_HEAD payload up to its count
 
 
 def request_cases() -> list[Case]:
@@ -263,9 +274,9 @@ def request_cases() -> list[Case]:
             ErrorCode.BAD_MAGIC,
         ),
         invalid(
-            "version-2",
+            "version-1",
             [],
-            frame(FrameType.REQUEST_HEAD, request_head_payload([], version=2)),
+            frame(FrameType.REQUEST_HEAD, request_head_payload([], version=1)),
             ErrorCode.BAD_VERSION,
         ),
         invalid("head-shorter-than-magic", [], frame(FrameType.REQUEST_HEAD, b"WS"), MALFORMED),
@@ -321,22 +332,25 @@ def request_cases() -> list[Case]:
         invalid(
             "pair-count-over-max-pairs",
             [],
-            frame(FrameType.REQUEST_HEAD, b"WSGD" + u16(1) + u16(0) + u32(MAX_PAIRS + 1)),
+            frame(FrameType.REQUEST_HEAD, HEAD_START + u32(MAX_PAIRS + 1)),
             TOO_LARGE,
         ),
         invalid(
             "pair-count-past-payload",
             [],
-            frame(FrameType.REQUEST_HEAD, b"WSGD" + u16(1) + u16(0) + pair_list(ONE_PAIR, 2)),
+            frame(FrameType.REQUEST_HEAD, HEAD_START + environment(ONE_PAIR, 2)),
             MALFORMED,
         ),
         invalid(
-            "string-past-payload",
+            "environment-string-without-nul",
             [],
-            frame(
-                FrameType.REQUEST_HEAD,
-                b"WSGD" + u16(1) + u16(0) + u32(1) + string(b"NAME") + u32(100) + b"short",
-            ),
+            frame(FrameType.REQUEST_HEAD, HEAD_START + u32(1) + b"NAME\0short"),
+            MALFORMED,
+        ),
+        invalid(
+            "nul-inside-a-value",
+            [],
+            frame(FrameType.REQUEST_HEAD, HEAD_START + u32(1) + b"NAME\0a\0b\0"),
             MALFORMED,
         ),
         invalid(
@@ -432,12 +446,14 @@ def response_cases() -> list[Case]:
         valid("start-then-response", WireStart(), OK_HEAD, WireResponseBody(b"late"), COMPLETE),
         valid("goaway-between-responses", OK_HEAD, COMPLETE, WireGoAway()),
         valid("goaway-then-retry", WireGoAway(), DRAINING),
-        valid("error-frame", WireError(ErrorCode.BAD_VERSION, 1, "this daemon speaks 1")),
+        valid(
+            "error-frame", WireError(ErrorCode.BAD_VERSION, wire.VERSION, "this daemon speaks 2")
+        ),
         valid(
             "error-after-head",
             OK_HEAD,
             WireResponseBody(b"x"),
-            WireError(ErrorCode.MALFORMED, 1, "REQUEST_BODY before REQUEST_HEAD"),
+            WireError(ErrorCode.MALFORMED, wire.VERSION, "REQUEST_BODY before REQUEST_HEAD"),
         ),
         valid("binary-head", binary, COMPLETE),
         valid("two-responses", OK_HEAD, COMPLETE, cookies, COMPLETE),
@@ -460,9 +476,9 @@ def response_cases() -> list[Case]:
             ErrorCode.BAD_MAGIC,
         ),
         invalid(
-            "version-2",
+            "version-1",
             [],
-            frame(FrameType.RESPONSE_HEAD, response_head_payload(200, b"200 OK", [], version=2)),
+            frame(FrameType.RESPONSE_HEAD, response_head_payload(200, b"200 OK", [], version=1)),
             ErrorCode.BAD_VERSION,
         ),
         # refused: frame headers
@@ -501,7 +517,7 @@ def response_cases() -> list[Case]:
         invalid("goaway-during-response", [OK_HEAD], frame(FrameType.GOAWAY), MALFORMED),
         invalid(
             "frame-after-error",
-            [WireError(ErrorCode.TOO_LARGE, 1, "too big")],
+            [WireError(ErrorCode.TOO_LARGE, wire.VERSION, "too big")],
             frame(FrameType.GOAWAY),
             MALFORMED,
         ),
@@ -540,7 +556,10 @@ def response_cases() -> list[Case]:
         invalid(
             "status-line-past-payload",
             [],
-            frame(FrameType.RESPONSE_HEAD, b"WSGD" + u16(1) + u16(200) + u32(50) + b"200 OK"),
+            frame(
+                FrameType.RESPONSE_HEAD,
+                b"WSGD" + u16(wire.VERSION) + u16(200) + u32(50) + b"200 OK",
+            ),
             MALFORMED,
         ),
         invalid(
@@ -556,7 +575,7 @@ def response_cases() -> list[Case]:
             [],
             frame(
                 FrameType.RESPONSE_HEAD,
-                b"WSGD" + u16(1) + u16(200) + string(b"200 OK") + u32(MAX_PAIRS + 1),
+                b"WSGD" + u16(wire.VERSION) + u16(200) + string(b"200 OK") + u32(MAX_PAIRS + 1),
             ),
             TOO_LARGE,
         ),
