@@ -1,18 +1,24 @@
 """A fixed pool of exactly N threads that run WSGI requests, one request per thread at a time.
 
-One lock and two conditions in the manner of a classic dispatcher: `submit` never blocks (the
-event loop thread must not), the queue depth is visible so the accept balancer can prefer idle
-processes, and `shutdown` waits for running work with a deadline.
+`submit` never blocks (the event loop thread must not), the number of tasks running or queued
+is visible so the accept balancer can prefer idle processes, and `shutdown` waits for running
+work with a deadline.
+
+The hand-over is a `queue.SimpleQueue`, whose put and get are C code (a Condition's notify and
+wait are Python: a lock allocated per wait, a list of waiters), and the counts need no lock:
+only the submitting thread counts what was submitted, and each pool thread counts what it
+finished in its own slot. A task that raises is logged and counted; its thread goes on.
 """
 
 from __future__ import annotations
 
+import logging
+import queue
 import threading
-import time
-from collections import deque
 from collections.abc import Callable
 
 Task = Callable[[], None]
+log = logging.getLogger("wsgidaemon")
 
 
 class ThreadPool:
@@ -20,12 +26,11 @@ class ThreadPool:
         if size < 1:
             raise ValueError("a thread pool needs at least one thread")
         self.size = size
-        self._lock = threading.Lock()
-        self._work = threading.Condition(self._lock)
-        self._idle = threading.Condition(self._lock)
-        self._queue: deque[Task] = deque()
-        self._running = 0
+        self._tasks: queue.SimpleQueue[Task | None] = queue.SimpleQueue()  # None: stop
+        self._submitted = 0
+        self._finished = [0] * size  # slot n - 1 is written by thread n only
         self._stopping = False
+        self._idle = threading.Event()  # set once stopping with nothing left to run
         self._threads: list[threading.Thread] = []
         if stack_size:
             # Left in place, so threads the application starts get the same stack size.
@@ -41,44 +46,38 @@ class ThreadPool:
     local = threading.local()
 
     def submit(self, task: Task) -> None:
-        with self._lock:
-            if self._stopping:
-                raise RuntimeError("thread pool is shutting down")
-            self._queue.append(task)
-            self._work.notify()
+        """From the one thread that submits (the event loop's)."""
+        if self._stopping:
+            raise RuntimeError("thread pool is shutting down")
+        self._submitted += 1
+        self._tasks.put(task)
 
     @property
     def busy(self) -> int:
         """Tasks running or waiting for a thread."""
-        return self._running + len(self._queue)
+        return self._submitted - sum(self._finished)
 
     def _run(self, number: int) -> None:
         ThreadPool.local.thread_id = number
+        slot = number - 1
+        get = self._tasks.get
         while True:
-            with self._lock:
-                while not self._queue and not self._stopping:
-                    self._work.wait()
-                if not self._queue:
-                    return
-                task = self._queue.popleft()
-                self._running += 1
+            task = get()
+            if task is None:
+                return
             try:
                 task()
+            except Exception:  # a task must not take its thread with it
+                log.exception("A request thread's task failed")
             finally:
-                with self._lock:
-                    self._running -= 1
-                    if not self._running and not self._queue:
-                        self._idle.notify_all()
+                self._finished[slot] += 1
+                if self._stopping and not self.busy:
+                    self._idle.set()
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Let queued and running tasks finish; True if they did before `timeout` seconds."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._lock:
-            self._stopping = True
-            self._work.notify_all()
-            while self._running or self._queue:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._idle.wait(remaining)
-        return True
+        self._stopping = True
+        for _ in self._threads:
+            self._tasks.put(None)  # behind every task already queued
+        # A task finishing from here on sees `_stopping`, so the last one sets `_idle`.
+        return not self.busy or self._idle.wait(timeout)
