@@ -272,6 +272,20 @@ def test_error_stream_close_twice_is_harmless() -> None:
     assert errors.closed
 
 
+def test_an_expired_error_stream_closes_without_a_word(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    errors = ErrorStream("[client x] ")
+    with caplog.at_level(logging.ERROR, "wsgidaemon"):
+        errors.write("no newline")
+        errors.expire()  # the request is over: the pending text is logged now
+        errors.close()  # as when it is collected: nothing more, and no error
+    assert errors.closed
+    assert [record.getMessage() for record in caplog.records] == [
+        "[wsgi:error] [client x] no newline"
+    ]
+
+
 def test_error_stream_is_a_text_stream_like_mod_wsgis(caplog: pytest.LogCaptureFixture) -> None:
     errors = ErrorStream("")
     assert (errors.encoding, errors.errors, errors.name) == ("utf-8", "replace", "<wsgi.errors>")

@@ -34,6 +34,7 @@ class ErrorLog(io.RawIOBase):
         self._context = context
         self._pending = b""
         self.expired = False
+        self._closing = False
 
     def _check(self) -> None:
         if self.expired:
@@ -54,6 +55,8 @@ class ErrorLog(io.RawIOBase):
         return len(chunk)
 
     def flush(self) -> None:
+        if self._closing:
+            return  # IOBase.close() flushes; what was pending went out before
         self._check()
         if self._pending:
             log.error("[wsgi:error] %s%s", self._context, self._pending.decode("utf-8", "replace"))
@@ -62,6 +65,7 @@ class ErrorLog(io.RawIOBase):
     def close(self) -> None:
         if not self.closed and not self.expired:
             self.flush()
+        self._closing = True
         super().close()
 
 
@@ -79,6 +83,16 @@ class ErrorStream(io.TextIOWrapper):
             line_buffering=True,
             write_through=True,
         )
+
+    def close(self) -> None:
+        # Once expired, closing (at the latest when the stream is collected) must not go
+        # through TextIOWrapper.close(), whose flush would raise "used after request completed".
+        log_buffer = self.buffer
+        assert isinstance(log_buffer, ErrorLog)
+        if log_buffer.expired:
+            log_buffer.close()
+        else:
+            super().close()
 
     def expire(self) -> None:
         log_buffer = self.buffer
