@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import select
 import shutil
 import signal
 import socket
@@ -156,6 +157,23 @@ def test_full_duplex_answer_before_reading_a_large_body(
         shim.close()
     assert response.end is not None and response.end.code is EndCode.COMPLETE
     assert response.body == b"r" * (8 << 20) + b"read %d" % len(body)
+
+
+def test_a_reset_after_goaway_is_the_expected_end_and_not_logged(
+    shim_daemon: Callable[..., Daemon],
+) -> None:
+    daemon = shim_daemon("--maximum-requests", "1")
+    shim = client(daemon)
+    try:
+        assert shim.request(base_environ("/")).end is not None
+        # GOAWAY arrives; closing with it unread makes the worker's read fail with a reset,
+        # as the real shim's close after GOAWAY often does.
+        readable, _, _ = select.select([shim.sock], [], [], 10)
+        assert readable, "no GOAWAY"
+    finally:
+        shim.close()
+    daemon.wait_log(r"worker 1 \(pid \d+\) exited with status 0 after draining")
+    assert "Connection from Apache closed" not in daemon.log()
 
 
 def test_draining_worker_sends_goaway_then_retry(shim_daemon: Callable[..., Daemon]) -> None:

@@ -177,7 +177,10 @@ class ShimThreads:
             link.conn.receive_data(data)
             return bool(data) and self._requests(link) and self._housekeep(link)
         except LinkBroken as exc:
-            log.info("Connection from Apache closed: %s", exc)
+            # After GOAWAY the shim closes its side, with a reset when our GOAWAY was still
+            # unread: that is the expected end, not news (a recycling worker has several).
+            level = logging.DEBUG if link.goaway_at is not None else logging.INFO
+            log.log(level, "Connection from Apache closed: %s", exc)
         except Exception:
             log.exception("Unexpected error serving a connection from Apache")
         return False
