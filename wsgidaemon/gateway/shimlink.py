@@ -39,7 +39,6 @@ from wsgidaemon.protocol.wire import (
     WireRequestAbort,
     WireRequestBody,
     WireRequestEnd,
-    WireRequestHead,
     encode_error,
 )
 
@@ -224,10 +223,10 @@ class ShimExchange:
     """One request from Apache and its response: an `Exchange` for the worker, used only by
     the thread that owns the link."""
 
-    def __init__(self, link: ShimLink, head: WireRequestHead, text: dict[str, str]) -> None:
-        """`text`: the head's environment (`head.text()`), which becomes the environ."""
+    def __init__(self, link: ShimLink, text: dict[str, str]) -> None:
+        """`text`: the request head's environment (`WireRequestHead.text()`), which becomes
+        the environ."""
         self.link = link
-        self.head = head
         self.text = text
         self.input = PulledInput(self._body)
         # The peer as Apache saw it, before WSGITrustedProxies may rewrite REMOTE_ADDR.

@@ -239,7 +239,7 @@ class ShimThreads:
             return self._retry(
                 link, RetryReason.SCRIPT_CHANGED, "the WSGI script changed; the worker is reloading"
             )
-        exchange = ShimExchange(link, head, text)
+        exchange = ShimExchange(link, text)
         if head.large_body:
             with link.write_lock:
                 link.send(conn.send_start())
