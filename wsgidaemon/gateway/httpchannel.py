@@ -260,8 +260,7 @@ class HTTPChannel(Channel[HTTPExchange]):
             if exchange.response_done:
                 self._close()
             return
-        assert self.transport is not None
-        self.transport.write(error_response(error.status, error.reason))
+        self.write(error_response(error.status, error.reason))
         self._close()
 
     # -- writing responses (loop thread, scheduled by HTTPExchange) ---------------------------
@@ -270,7 +269,7 @@ class HTTPChannel(Channel[HTTPExchange]):
         if exchange is self.exchange and not exchange.head_sent and not self.closed:
             data = self.conn.send_continue()
             if data and self.transport is not None:
-                self.transport.write(data)
+                self.write(data)
 
     def on_emit(
         self,
@@ -299,9 +298,8 @@ class HTTPChannel(Channel[HTTPExchange]):
             )
             self._response_failed(exchange)
             return
-        assert self.transport is not None
         if out:
-            self.transport.write(out)
+            self.write(out)
         if end:
             self._response_done(exchange)
 
@@ -347,6 +345,7 @@ class HTTPChannel(Channel[HTTPExchange]):
         self.worker.request_finished()
         if self.closed or self.transport is None:
             return
+        self._drop_direct()
         if exchange.close_delimited or not exchange.head_sent:
             # Nothing in the framing can say "incomplete": reset the connection instead.
             sock = self.transport.get_extra_info("socket")
