@@ -322,6 +322,33 @@ def test_more_connections_than_threads_lose_no_request(
     assert answered == [40] * 20
 
 
+def test_a_blocking_application_gets_every_thread_at_once(
+    shim_daemon: Callable[..., Daemon],
+) -> None:
+    """Only one idle thread waits for requests at a time (the others are parked), but six
+    requests that each block until all six are inside the application still run at once on
+    six threads: threads are unparked when requests wait while the application holds up every
+    thread."""
+    daemon = shim_daemon("--processes", "1", "--threads", "6")
+    answers: list[bytes] = []
+
+    def run() -> None:
+        shim = client(daemon)
+        try:
+            response = shim.request(base_environ("/together"))
+            answers.append(response.body)
+        finally:
+            shim.close()
+
+    requests = [threading.Thread(target=run) for _ in range(6)]
+    for thread in requests:
+        thread.start()
+    for thread in requests:
+        thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in requests)
+    assert sorted(answers) == sorted(b"together %d" % index for index in range(6))
+
+
 def test_stopping_mid_request_ends_the_response_with_shutdown(
     shim_daemon: Callable[..., Daemon],
 ) -> None:

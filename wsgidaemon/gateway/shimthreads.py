@@ -6,12 +6,14 @@ context switches and a GIL transfer, which on a hello-world request is more than
 the work. Here the thread that wakes up is the thread that runs the application, as in
 mod_wsgi's daemon processes, while connections from Apache stay open between requests.
 
-How: every connection is registered once, edge-triggered, in one epoll, and every idle thread
-waits in epoll_wait on it. The kernel wakes one thread per event. That thread `claim`s the
-connection (IDLE -> BUSY), reads and serves what is there, and lets go (BUSY -> IDLE). An
-event for a connection that is already owned marks it `missed`, and its owner looks again
-before letting go, so nothing that arrives is left unnoticed; nothing is re-armed per request
-(that would be one more system call, and one more GIL round trip, for every request).
+How: every connection is registered once, edge-triggered, in one epoll, and one idle thread
+at a time waits in epoll_wait on it (the others are parked: see `activeset.py`, which also
+unparks more when the application blocks). The kernel wakes one thread per event. That
+thread `claim`s the connection (IDLE -> BUSY), reads and serves what is there, and lets go
+(BUSY -> IDLE). An event for a connection that is already owned marks it `missed`, and its
+owner looks again before letting go, so nothing that arrives is left unnoticed; nothing is
+re-armed per request (that would be one more system call, and one more GIL round trip, for
+every request).
 
 The event loop thread still accepts connections and runs the worker's timers; when it needs a
 thread to look at an idle connection (to send GOAWAY while draining, or close one after its
@@ -30,6 +32,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from wsgidaemon.gateway.activeset import ActiveSet
 from wsgidaemon.gateway.shimlink import LinkBroken, LinkState, ShimExchange, ShimLink
 from wsgidaemon.gateway.threadpool import ThreadPool
 from wsgidaemon.protocol import CLOSED, NEED_DATA
@@ -65,6 +68,9 @@ class ShimThreads:
         if stack_size:
             # Left in place, so threads the application starts get the same stack size.
             threading.stack_size(stack_size)
+        self._probe = select.poll()
+        self._probe.register(self.epoll.fileno(), select.POLLIN)
+        self.active = ActiveSet(size, self._pending, name="wsgi-watcher")
         self.threads = [
             threading.Thread(target=self._run, name=f"wsgi-{number}", args=(number,), daemon=True)
             for number in range(1, size + 1)
@@ -117,6 +123,7 @@ class ShimThreads:
         """Out of time: close idle connections; end the responses in progress with SHUTDOWN
         and break their connections, so that their threads stop at their next read or write."""
         self.stopping = True
+        self.active.stop()
         busy = []
         for link in list(self.links.values()):
             with link.lock:
@@ -130,6 +137,7 @@ class ShimThreads:
     def shutdown(self, timeout: float) -> bool:
         """At exit: give requests in flight up to `timeout` seconds; True if none is left."""
         self.stopping = True
+        self.active.stop()
         deadline = time.monotonic() + timeout
         while self.busy:
             if time.monotonic() >= deadline:
@@ -139,15 +147,25 @@ class ShimThreads:
 
     # -- the threads ------------------------------------------------------------------------
 
+    def _pending(self) -> bool:
+        """Does an event wait in the epoll for a thread to take it? (Polling an epoll's own
+        descriptor takes nothing from it.)"""
+        return bool(self._probe.poll(0))
+
     def _run(self, number: int) -> None:
         ThreadPool.local.thread_id = number
         wait = self.epoll.poll
         links = self.links
+        active = self.active
         while not self.stopping:
+            if not active.take_turn(number):
+                return
             try:
                 events = wait(-1, 1)
             except OSError:
                 return  # the epoll was closed: the process is ending
+            finally:
+                active.took(number)
             for fd, _ in events:
                 link = links.get(fd)
                 # None, or not IDLE: a connection closed (or replaced under the same fd)
@@ -243,9 +261,15 @@ class ShimThreads:
         if head.large_body:
             with link.write_lock:
                 link.send(conn.send_start())
-        worker.handle(exchange)
-        worker.request_finished_threadsafe()
-        if not exchange.finish():
+        number = ThreadPool.local.thread_id
+        self.active.enter_app(number)
+        try:
+            worker.handle(exchange)
+            worker.request_finished_threadsafe()
+            finished = exchange.finish()
+        finally:
+            self.active.leave_app(number)
+        if not finished:
             return False
         conn.start_next_cycle()
         return True

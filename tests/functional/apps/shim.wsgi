@@ -2,6 +2,10 @@
 
 import json
 import os
+import threading
+
+# Six requests must be inside the application at once to pass it.
+TOGETHER = threading.Barrier(6, timeout=20)
 
 
 def application(environ, start_response):
@@ -34,6 +38,8 @@ def application(environ, start_response):
             yield b"read %d" % total
 
         return answer()
+    elif path == "/together":
+        body = b"together %d" % TOGETHER.wait()
     elif path == "/echo-body":
         body = environ["wsgi.input"].read()
     else:

@@ -1,0 +1,158 @@
+"""ActiveSet: one thread waits for requests at a time, the rest park, and the watcher unparks
+one when requests wait while every thread is held up inside the application."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from wsgidaemon.gateway.activeset import IN_APP, PARKED, WAITING, ActiveSet
+
+DEADLINE = 10.0
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.001)
+
+
+class Pending:
+    """What the watcher's probe reports: set by the test."""
+
+    def __init__(self) -> None:
+        self.value = False
+        self.asked = threading.Event()
+
+    def __call__(self) -> bool:
+        self.asked.set()
+        return self.value
+
+
+@pytest.fixture
+def make() -> Iterator[Callable[[int, Pending], ActiveSet]]:
+    made: list[ActiveSet] = []
+
+    def build(size: int, pending: Pending) -> ActiveSet:
+        active = ActiveSet(size, pending, tick=0.001)
+        made.append(active)
+        return active
+
+    yield build
+    for active in made:
+        active.stop()
+
+
+def turn_taker(active: ActiveSet, number: int, turns: list[int]) -> threading.Thread:
+    """A thread that takes one turn to wait, records it, and then idles in WAITING."""
+
+    def run() -> None:
+        if active.take_turn(number):
+            turns.append(number)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_only_one_thread_waits_and_the_others_park(make: Callable[..., ActiveSet]) -> None:
+    active = make(4, Pending())
+    turns: list[int] = []
+    threads = [turn_taker(active, number, turns) for number in range(1, 5)]
+    wait_until(lambda: len(active.parked) == 3, "three threads to park")
+    assert len(turns) == 1
+    assert active.states.count(WAITING) == 1
+    active.stop()
+    for thread in threads:
+        thread.join(DEADLINE)
+    assert not any(thread.is_alive() for thread in threads)
+    assert len(turns) == 1  # stopped threads return False, they take no turn
+
+
+def test_a_thread_coming_back_takes_the_turn_when_nobody_waits(
+    make: Callable[..., ActiveSet],
+) -> None:
+    active = make(2, Pending())
+    assert active.take_turn(1)  # this test's thread is number 1
+    active.took(1)  # it got a request
+    assert active.take_turn(1)  # and back: nobody else waits, so no parking
+    assert active.states[1] == WAITING
+
+
+def test_the_watcher_unparks_when_requests_wait_behind_a_blocked_application(
+    make: Callable[..., ActiveSet],
+) -> None:
+    pending = Pending()
+    active = make(3, pending)
+    turns: list[int] = []
+    assert active.take_turn(1)
+    threads = [turn_taker(active, number, turns) for number in (2, 3)]
+    wait_until(lambda: len(active.parked) == 2, "two threads to park")
+    # Thread 1 takes a request and stays inside the application; another request waits.
+    active.took(1)
+    active.enter_app(1)
+    pending.value = True
+    wait_until(lambda: len(turns) == 1, "a parked thread to be unparked")
+    assert active.unparked == 1
+    assert active.states[turns[0]] == WAITING
+    active.leave_app(1)
+    active.stop()
+    for thread in threads:
+        thread.join(DEADLINE)
+
+
+def test_no_unparking_while_nothing_waits_or_a_thread_runs_our_own_code(
+    make: Callable[..., ActiveSet],
+) -> None:
+    pending = Pending()
+    active = make(2, pending)
+    turns: list[int] = []
+    assert active.take_turn(1)
+    other = turn_taker(active, 2, turns)
+    wait_until(lambda: active.parked == [2], "thread 2 to park")
+
+    def several_looks() -> None:
+        start = active.looks
+        wait_until(lambda: active.looks >= start + 20, "the watcher to look 20 times")
+
+    # Inside the application, but no request waits.
+    active.took(1)
+    active.enter_app(1)
+    several_looks()
+    assert pending.asked.is_set()
+    assert active.unparked == 0 and turns == []
+
+    # A request waits, but thread 1 is in our framing code, about to come back for it.
+    active.leave_app(1)
+    pending.value = True
+    assert active.held_up() is None
+    several_looks()
+    assert active.unparked == 0 and turns == []
+    active.stop()
+    other.join(DEADLINE)
+
+
+def test_held_up_needs_the_same_requests_over_a_tick(make: Callable[..., ActiveSet]) -> None:
+    active = make(2, Pending())
+    active.states[1] = IN_APP
+    active.states[2] = PARKED
+    first = active.held_up()
+    assert first is not None
+    active.enter_app(1)  # the next request: not the same hold-up
+    assert active.held_up() != first
+
+
+def test_a_single_thread_needs_no_watcher() -> None:
+    active = ActiveSet(1, Pending())
+    try:
+        assert active._watcher is None
+        assert active.take_turn(1)
+        active.took(1)
+        assert active.take_turn(1)
+    finally:
+        active.stop()

@@ -1,0 +1,153 @@
+"""Which of a worker's shim threads wait for the next request, and which are parked.
+
+Why: with M threads all waiting in `epoll_wait`, every request that arrives while one thread
+is running Python wakes another, which then only queues for the GIL behind it: two context
+switches and a GIL hand-over per request, for no concurrency gained (benchmarks/NOTES.md:
+threads=2 against 15 was 62 against 79 µs of CPU per hello request). So at most one thread
+waits at a time; a thread that comes back from a request while another already waits parks,
+and the next request that arrives while every thread is busy is taken by whichever finishes
+first, without sleeping.
+
+`threads=M` must still mean M requests at once for an application that blocks (on a
+database, a remote service, a lock). That is the watcher's job: a thread that looks, every
+`tick`, for requests waiting while no thread waits for them and every thread that is not
+parked is inside the application and has been inside the same request since the previous
+look. Then the GIL is not what they wait for, so it unparks one more thread. Threads running
+our own framing code are about to come back, and the requests they will take are theirs.
+
+When nothing needs watching (a thread waits, or none is parked) for a while, the watcher
+sleeps until a thread takes the last turn to wait while others are parked: an idle worker
+costs no wake-ups.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+PARKED = 0
+WAITING = 1  # for the next request (in epoll_wait, or about to be)
+FRAMING = 2  # reading, decoding, or between requests: our code, soon back
+IN_APP = 3  # inside worker.handle(): the application, its body and its response
+
+TICK = 0.001
+# Ticks with nothing to watch before the watcher sleeps until it is needed again.
+QUIET_TICKS = 200
+
+
+class ActiveSet:
+    def __init__(
+        self, size: int, pending: Callable[[], bool], tick: float = TICK, name: str = "watcher"
+    ) -> None:
+        """`size` threads, numbered 1..size; `pending()` says whether a request waits for
+        a thread (called only from the watcher)."""
+        self.size = size
+        self.pending = pending
+        self.tick = tick
+        self.stopped = False
+        # Each slot is written only by its own thread; readers take snapshots.
+        self.states = [FRAMING] * (size + 1)
+        self.states[0] = PARKED  # no thread 0
+        self.served = [0] * (size + 1)
+        self.parked: list[int] = []  # most recently parked last: the warmest is woken first
+        self._gates = [threading.Lock() for _ in range(size + 1)]
+        for gate in self._gates:
+            gate.acquire()
+        self._lock = threading.Lock()  # `parked` and `stopped`, so that stop() misses no one
+        self.unparked = 0  # by the watcher; this and `looks` are for tests and reports
+        self.looks = 0
+        self._asleep = False
+        self._alarm = threading.Event()
+        self._watcher: threading.Thread | None = None
+        if size > 1:
+            self._watcher = threading.Thread(target=self._watch, name=name, daemon=True)
+            self._watcher.start()
+
+    # -- called by each thread about itself --------------------------------------------------
+
+    def take_turn(self, number: int) -> bool:
+        """Return when `number` is to wait for the next request: at once if no other thread
+        waits, else once unparked. False when stopping."""
+        states = self.states
+        while WAITING in states:
+            with self._lock:
+                if self.stopped:
+                    return False
+                states[number] = PARKED
+                self.parked.append(number)
+            self._gates[number].acquire()
+        if self.stopped:
+            return False
+        states[number] = WAITING
+        return True
+
+    def took(self, number: int) -> None:
+        """`number` stopped waiting: it has a request, or nothing."""
+        self.states[number] = FRAMING
+        if self._asleep and self.parked and WAITING not in self.states:
+            self._asleep = False
+            self._alarm.set()
+
+    def enter_app(self, number: int) -> None:
+        self.served[number] += 1
+        self.states[number] = IN_APP
+
+    def leave_app(self, number: int) -> None:
+        self.states[number] = FRAMING
+
+    def stop(self) -> None:
+        """Every parked thread returns from `take_turn` with False; the watcher ends."""
+        with self._lock:
+            self.stopped = True
+        self._alarm.set()
+        while self._unpark():
+            pass
+
+    # -- the watcher ---------------------------------------------------------------------------
+
+    def held_up(self) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+        """A snapshot of the threads when all of them are parked or inside the application
+        with none waiting for a request (and some parked), else None."""
+        states = tuple(self.states)
+        if WAITING in states or FRAMING in states or PARKED not in states[1:]:
+            return None
+        return states, tuple(self.served)
+
+    def _watch(self) -> None:
+        last = None
+        quiet = 0
+        while not self.stopped:
+            if quiet >= QUIET_TICKS:
+                self._asleep = True
+                # A turn taken between the check above and here sets the alarm: no loss.
+                if WAITING not in self.states and self.parked:
+                    self._asleep = False
+                else:
+                    self._alarm.wait()
+                self._alarm.clear()
+                quiet = 0
+                last = None
+                continue
+            time.sleep(self.tick)
+            self.looks += 1
+            now = self.held_up()
+            if now is None:
+                last = None
+                quiet = quiet + 1 if WAITING in self.states or not self.parked else 0
+                continue
+            quiet = 0
+            if now == last and self.pending():
+                self.unparked += 1
+                self._unpark()
+                last = None
+            else:
+                last = now
+
+    def _unpark(self) -> bool:
+        with self._lock:
+            if not self.parked:
+                return False
+            number = self.parked.pop()
+        self._gates[number].release()
+        return True
