@@ -325,10 +325,9 @@ def test_more_connections_than_threads_lose_no_request(
 def test_a_blocking_application_gets_every_thread_at_once(
     shim_daemon: Callable[..., Daemon],
 ) -> None:
-    """Only one idle thread waits for requests at a time (the others are parked), but six
-    requests that each block until all six are inside the application still run at once on
-    six threads: threads are unparked when requests wait while the application holds up every
-    thread."""
+    """Idle threads park while another waits for requests, but six requests that each block
+    until all six are inside the application still run at once on six threads: threads are
+    unparked when requests wait while the application holds up every thread."""
     daemon = shim_daemon("--processes", "1", "--threads", "6")
     answers: list[bytes] = []
 

@@ -60,18 +60,35 @@ def turn_taker(active: ActiveSet, number: int, turns: list[int]) -> threading.Th
     return thread
 
 
-def test_only_one_thread_waits_and_the_others_park(make: Callable[..., ActiveSet]) -> None:
+def test_a_thread_parks_while_one_waits_and_another_runs_our_code(
+    make: Callable[..., ActiveSet],
+) -> None:
+    """Thread 4 stands for a thread serving a request (its slot says FRAMING throughout)."""
     active = make(4, Pending())
     turns: list[int] = []
-    threads = [turn_taker(active, number, turns) for number in range(1, 5)]
-    wait_until(lambda: len(active.parked) == 3, "three threads to park")
-    assert len(turns) == 1
+    assert active.take_turn(1)
+    threads = [turn_taker(active, number, turns) for number in (2, 3)]
+    wait_until(lambda: sorted(active.parked) == [2, 3], "threads 2 and 3 to park")
+    assert turns == []
     assert active.states.count(WAITING) == 1
     active.stop()
     for thread in threads:
         thread.join(DEADLINE)
     assert not any(thread.is_alive() for thread in threads)
-    assert len(turns) == 1  # stopped threads return False, they take no turn
+    assert turns == []  # stopped threads return False, they take no turn
+
+
+def test_a_thread_waits_too_while_the_others_are_inside_the_application(
+    make: Callable[..., ActiveSet],
+) -> None:
+    """Threads inside the application may be blocked there: more threads waiting is then
+    what serves the next requests at once."""
+    active = make(3, Pending())
+    assert active.take_turn(1)
+    active.enter_app(3)
+    assert active.take_turn(2)
+    assert active.states.count(WAITING) == 2
+    assert active.parked == []
 
 
 def test_a_thread_coming_back_takes_the_turn_when_nobody_waits(
@@ -91,26 +108,25 @@ def test_the_watcher_unparks_when_requests_wait_behind_a_blocked_application(
     active = make(3, pending)
     turns: list[int] = []
     assert active.take_turn(1)
-    threads = [turn_taker(active, number, turns) for number in (2, 3)]
-    wait_until(lambda: len(active.parked) == 2, "two threads to park")
-    # Thread 1 takes a request and stays inside the application; another request waits.
+    other = turn_taker(active, 2, turns)
+    wait_until(lambda: active.parked == [2], "thread 2 to park")
+    # Threads 1 and 3 take requests and stay inside the application; another request waits.
     active.took(1)
     active.enter_app(1)
+    active.enter_app(3)
     pending.value = True
-    wait_until(lambda: len(turns) == 1, "a parked thread to be unparked")
+    wait_until(lambda: turns == [2], "thread 2 to be unparked")
     assert active.unparked == 1
-    assert active.states[turns[0]] == WAITING
-    active.leave_app(1)
+    assert active.states[2] == WAITING
     active.stop()
-    for thread in threads:
-        thread.join(DEADLINE)
+    other.join(DEADLINE)
 
 
 def test_no_unparking_while_nothing_waits_or_a_thread_runs_our_own_code(
     make: Callable[..., ActiveSet],
 ) -> None:
     pending = Pending()
-    active = make(2, pending)
+    active = make(3, pending)
     turns: list[int] = []
     assert active.take_turn(1)
     other = turn_taker(active, 2, turns)
@@ -123,6 +139,7 @@ def test_no_unparking_while_nothing_waits_or_a_thread_runs_our_own_code(
     # Inside the application, but no request waits.
     active.took(1)
     active.enter_app(1)
+    active.enter_app(3)
     several_looks()
     assert pending.asked.is_set()
     assert active.unparked == 0 and turns == []
