@@ -37,8 +37,10 @@ FRAMING = 2  # reading, decoding, or between requests: our code, soon back
 IN_APP = 3  # inside worker.handle(): the application, its body and its response
 
 TICK = 0.001
-# Ticks with nothing to watch before the watcher sleeps until it is needed again.
-QUIET_TICKS = 200
+# Ticks with nothing to watch before the watcher sleeps until it is needed again. Short: a
+# worker that has just started, or is draining before it exits, has nothing to watch, and
+# with maximum-requests there are several of those a second.
+QUIET_TICKS = 20
 
 
 class ActiveSet:
