@@ -60,6 +60,16 @@ def turn_taker(active: ActiveSet, number: int, turns: list[int]) -> threading.Th
     return thread
 
 
+def park_thread_2(active: ActiveSet) -> tuple[list[int], threading.Thread]:
+    """This test's thread waits as number 1; thread 2 then parks behind it, since thread 3
+    (never started) counts as running our code. Returns thread 2's turns, and thread 2."""
+    turns: list[int] = []
+    assert active.take_turn(1)
+    other = turn_taker(active, 2, turns)
+    wait_until(lambda: active.parked == [2], "thread 2 to park")
+    return turns, other
+
+
 def test_a_thread_parks_while_one_waits_and_another_runs_our_code(
     make: Callable[..., ActiveSet],
 ) -> None:
@@ -106,10 +116,7 @@ def test_the_watcher_unparks_when_requests_wait_behind_a_blocked_application(
 ) -> None:
     pending = Pending()
     active = make(3, pending)
-    turns: list[int] = []
-    assert active.take_turn(1)
-    other = turn_taker(active, 2, turns)
-    wait_until(lambda: active.parked == [2], "thread 2 to park")
+    turns, other = park_thread_2(active)
     # Threads 1 and 3 take requests and stay inside the application; another request waits.
     active.took(1)
     active.enter_app(1)
@@ -127,10 +134,7 @@ def test_no_unparking_while_nothing_waits_or_a_thread_runs_our_own_code(
 ) -> None:
     pending = Pending()
     active = make(3, pending)
-    turns: list[int] = []
-    assert active.take_turn(1)
-    other = turn_taker(active, 2, turns)
-    wait_until(lambda: active.parked == [2], "thread 2 to park")
+    turns, other = park_thread_2(active)
 
     def several_looks() -> None:
         start = active.looks

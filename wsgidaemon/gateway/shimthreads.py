@@ -6,14 +6,14 @@ context switches and a GIL transfer, which on a hello-world request is more than
 the work. Here the thread that wakes up is the thread that runs the application, as in
 mod_wsgi's daemon processes, while connections from Apache stay open between requests.
 
-How: every connection is registered once, edge-triggered, in one epoll, and one idle thread
-at a time waits in epoll_wait on it (the others are parked: see `activeset.py`, which also
-unparks more when the application blocks). The kernel wakes one thread per event. That
-thread `claim`s the connection (IDLE -> BUSY), reads and serves what is there, and lets go
-(BUSY -> IDLE). An event for a connection that is already owned marks it `missed`, and its
-owner looks again before letting go, so nothing that arrives is left unnoticed; nothing is
-re-armed per request (that would be one more system call, and one more GIL round trip, for
-every request).
+How: every connection is registered once, edge-triggered, in one epoll, and idle threads wait
+in epoll_wait on it, though not all of them: one waiting while another runs our own code is
+enough, and the rest park (`activeset.py`, which also unparks more when the application
+blocks). The kernel wakes one thread per event. That thread `claim`s the connection
+(IDLE -> BUSY), reads and serves what is there, and lets go (BUSY -> IDLE). An event for a
+connection that is already owned marks it `missed`, and its owner looks again before letting
+go, so nothing that arrives is left unnoticed; nothing is re-armed per request (that would be
+one more system call, and one more GIL round trip, for every request).
 
 The event loop thread still accepts connections and runs the worker's timers; when it needs a
 thread to look at an idle connection (to send GOAWAY while draining, or close one after its
