@@ -49,7 +49,6 @@ class ActiveSet:
     ) -> None:
         """`size` threads, numbered 1..size; `pending()` says whether a request waits for
         a thread (called only from the watcher)."""
-        self.size = size
         self.pending = pending
         self.tick = tick
         self.stopped = False
@@ -62,7 +61,7 @@ class ActiveSet:
         for gate in self._gates:
             gate.acquire()
         self._lock = threading.Lock()  # `parked` and `stopped`, so that stop() misses no one
-        self.unparked = 0  # by the watcher; this and `looks` are for tests and reports
+        self.unparked = 0  # by the watcher; this and `looks` are for tests
         self.looks = 0
         self._asleep = False
         self._alarm = threading.Event()

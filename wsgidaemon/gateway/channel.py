@@ -9,7 +9,6 @@ Everything here runs on the event loop thread, except `resume_reading_threadsafe
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import socket
 import time
@@ -191,10 +190,15 @@ def direct_socket(transport: asyncio.BaseTransport) -> socket.socket | None:
         return None
     try:
         direct = socket.socket(fileno=fd)
+    except OSError:
+        os.close(fd)
+        return None
+    try:
         direct.setblocking(False)
     except OSError:
-        with contextlib.suppress(OSError):
-            os.close(fd)
+        # The socket object owns the descriptor now: closing it once more with os.close()
+        # could close a descriptor reused meanwhile.
+        direct.close()
         return None
     return direct
 
