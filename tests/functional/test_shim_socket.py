@@ -3,6 +3,7 @@ written in Python (tests/functional/shimclient.py)."""
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import pwd
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -51,13 +53,19 @@ def socket_dir() -> Iterator[Path]:
 def shim_daemon(tmp_path: Path, socket_dir: Path) -> Iterator[Callable[..., Daemon]]:
     started: list[Daemon] = []
 
-    def start(*flags: str, app: str = "shim.wsgi", name: str = "app.sock") -> Daemon:
+    def start(
+        *flags: str,
+        app: str = "shim.wsgi",
+        name: str = "app.sock",
+        env: dict[str, str] | None = None,
+    ) -> Daemon:
         daemon = start_daemon(
             tmp_path,
             app,
             "--socket",
             str(socket_dir / name),
             *flags,
+            env=env,
             wait_ready=1,
             listening=r"listening on unix:",
         )
@@ -320,6 +328,54 @@ def test_more_connections_than_threads_lose_no_request(
     assert not any(thread.is_alive() for thread in workers), f"stuck: {answered}"
     assert not failures
     assert answered == [40] * 20
+
+
+def test_connections_move_to_a_worker_that_starts_late(
+    shim_daemon: Callable[..., Daemon], tmp_path: Path
+) -> None:
+    """Connections from Apache stay open, so a worker that starts accepting after its peer
+    took them all would get none from accepting alone: the busier worker hands them over one
+    at a time (GOAWAY), and the shim's new connections go to the idle one, until they are
+    even."""
+    daemon = shim_daemon(
+        "--processes",
+        "2",
+        "--threads",
+        "2",
+        app="late_second.wsgi",
+        env={"WSGIDAEMON_TEST_MARKER": str(tmp_path / "first"), "WSGIDAEMON_TEST_PAUSE": "2"},
+    )
+    shims = [client(daemon) for _ in range(8)]
+    try:
+        # The second worker is still loading: the first holds every connection.
+        assert len({shim.request(base_environ("/")).body for shim in shims}) == 1
+        daemon.wait_log(r"worker \d+ \(pid \d+\) accepting requests", count=2)
+        deadline = time.monotonic() + 30
+        while True:
+            served = collections.Counter(_request_again(daemon, shims, i) for i in range(8))
+            if sorted(served.values()) == [4, 4]:
+                break
+            assert time.monotonic() < deadline, f"still uneven: {served}"
+    finally:
+        for shim in shims:
+            shim.close()
+
+
+def _request_again(daemon: Daemon, shims: list[ShimClient], index: int) -> bytes:
+    """A request on connection `index`, connecting again as the real shim does when the
+    connection has been told to go (GOAWAY) or the request is sent back (RETRY)."""
+    for _ in range(3):
+        shim = shims[index]
+        if select.select([shim.sock], [], [], 0)[0]:
+            assert isinstance(shim.next_event(), WireGoAway)
+            shim.close()
+            shims[index] = shim = client(daemon)
+        response = shim.request(base_environ("/"))
+        if response.end is not None:
+            return response.body
+        shim.close()
+        shims[index] = client(daemon)
+    raise AssertionError(f"connection {index}: no answer in three tries")
 
 
 def test_a_blocking_application_gets_every_thread_at_once(

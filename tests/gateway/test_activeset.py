@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from wsgidaemon.gateway.activeset import IN_APP, PARKED, WAITING, ActiveSet
+from wsgidaemon.gateway.activeset import FRAMING, IN_APP, PARKED, WAITING, ActiveSet
 
 DEADLINE = 10.0
 
@@ -177,3 +177,34 @@ def test_a_single_thread_needs_no_watcher() -> None:
         assert active.take_turn(1)
     finally:
         active.stop()
+
+
+def test_with_a_start_callback_only_the_first_threads_start_and_the_watcher_starts_more() -> None:
+    """Threads not started yet count as parked: unparking one starts it."""
+    pending = Pending()
+    started: list[int] = []
+    active = ActiveSet(4, pending, tick=0.001, start=started.append)
+    try:
+        active.begin()
+        assert started == [1, 2]
+        assert active.states[3:] == [PARKED, PARKED]
+        # Both started threads are held up inside the application while a request waits.
+        for number in (1, 2):
+            active.enter_app(number)
+        pending.value = True
+        wait_until(lambda: started == [1, 2, 3], "thread 3 to be started")
+        assert active.unparked >= 1
+        # Thread 3 counts as running our code until it takes its first turn: no more starts.
+        assert active.states[3] == FRAMING
+    finally:
+        active.stop()
+    assert started == [1, 2, 3]  # stopping started none of the rest
+    assert active.parked == []
+
+
+def test_stopping_starts_no_thread() -> None:
+    started: list[int] = []
+    active = ActiveSet(5, Pending(), start=started.append)
+    active.begin()
+    active.stop()
+    assert started == [1, 2] and active.parked == [] and not active.unstarted

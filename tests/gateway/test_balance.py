@@ -1,4 +1,4 @@
-from wsgidaemon.gateway.balance import should_accept
+from wsgidaemon.gateway.balance import should_accept, should_shed
 from wsgidaemon.gateway.scoreboard import Row, Scoreboard, State
 
 
@@ -32,6 +32,34 @@ def test_some_worker_always_accepts() -> None:
         for i, (c, b) in enumerate(loads)
     ]
     assert any(verdicts)
+
+
+def test_a_worker_sheds_while_it_holds_two_more_than_the_least_loaded_peer() -> None:
+    assert should_shed(8, [row(0)])
+    assert should_shed(5, [row(3), row(9)])
+    assert not should_shed(4, [row(3)])  # one more is as even as 7 connections get
+    assert not should_shed(4, [row(4)])
+
+
+def test_no_shedding_towards_draining_or_starting_workers_or_without_peers() -> None:
+    assert not should_shed(8, [])
+    assert not should_shed(8, [row(0, state=State.DRAINING), row(0, state=State.STARTING)])
+
+
+def test_shedding_one_at_a_time_evens_connections_out() -> None:
+    """What the shim's reconnections do with it: each one shed lands on the least loaded."""
+    loads = [9, 0, 2]
+    for _ in range(20):
+        shedding = [
+            i
+            for i, held in enumerate(loads)
+            if should_shed(held, [row(c) for j, c in enumerate(loads) if j != i])
+        ]
+        if not shedding:
+            break
+        loads[shedding[0]] -= 1
+        loads[loads.index(min(loads))] += 1
+    assert sorted(loads) == [3, 4, 4]
 
 
 def test_scoreboard_rows_round_trip_and_claim_free_rows() -> None:

@@ -23,6 +23,12 @@ our own framing code are about to come back, and the requests they will take are
 When nothing needs watching (a thread waits, or none is parked) for a while, the watcher
 sleeps until a thread takes the last turn to wait while others are parked: an idle worker
 costs no wake-ups.
+
+Given a `start` callback, the set starts only the first threads and counts the others as
+parked without starting them; unparking one of those starts it. Under a load the rule above
+keeps two threads busy, so a worker that is replaced every few hundred milliseconds
+(maximum-requests) no longer pays for creating and tearing down thirteen threads it never
+uses (about a quarter of a new worker's start-up CPU, benchmarks/NOTES.md).
 """
 
 from __future__ import annotations
@@ -41,22 +47,37 @@ TICK = 0.001
 # worker that has just started, or is draining before it exits, has nothing to watch, and
 # with maximum-requests there are several of those a second.
 QUIET_TICKS = 20
+# Threads started at once when starting is lazy: one to wait and one to take the next
+# request while the first runs our code (see `_surplus`).
+EAGER = 2
 
 
 class ActiveSet:
     def __init__(
-        self, size: int, pending: Callable[[], bool], tick: float = TICK, name: str = "watcher"
+        self,
+        size: int,
+        pending: Callable[[], bool],
+        tick: float = TICK,
+        name: str = "watcher",
+        start: Callable[[int], None] | None = None,
     ) -> None:
         """`size` threads, numbered 1..size; `pending()` says whether a request waits for
-        a thread (called only from the watcher)."""
+        a thread (called only from the watcher). `start(number)`, when given, starts thread
+        `number`, which then takes turns; `begin()` starts the first EAGER ones, and the
+        set the others when they are first unparked. Without it the caller runs all of them."""
         self.pending = pending
         self.tick = tick
         self.stopped = False
+        self.start = start
+        eager = size if start is None else min(size, EAGER)
         # Each slot is written only by its own thread; readers take snapshots.
-        self.states = [FRAMING] * (size + 1)
+        self.states = [FRAMING] * (eager + 1) + [PARKED] * (size - eager)
         self.states[0] = PARKED  # no thread 0
         self.served = [0] * (size + 1)
-        self.parked: list[int] = []  # most recently parked last: the warmest is woken first
+        # Most recently parked last: the warmest is woken first, a thread not started yet
+        # (at the front) only when no started one is left.
+        self.parked: list[int] = list(range(size, eager, -1))
+        self.unstarted = set(self.parked)
         self._gates = [threading.Lock() for _ in range(size + 1)]
         for gate in self._gates:
             gate.acquire()
@@ -69,6 +90,13 @@ class ActiveSet:
         if size > 1:
             self._watcher = threading.Thread(target=self._watch, name=name, daemon=True)
             self._watcher.start()
+        self._eager = eager if start is not None else 0
+
+    def begin(self) -> None:
+        """Start the first threads (with a `start` callback)."""
+        assert self.start is not None
+        for number in range(1, self._eager + 1):
+            self.start(number)
 
     # -- called by each thread about itself --------------------------------------------------
 
@@ -164,5 +192,14 @@ class ActiveSet:
             if not self.parked:
                 return False
             number = self.parked.pop()
-        self._gates[number].release()
+            first = number in self.unstarted
+            self.unstarted.discard(number)
+            if first and self.stopped:
+                return True  # never started, and now never will be
+        if first:
+            assert self.start is not None
+            self.states[number] = FRAMING  # until it takes its first turn
+            self.start(number)
+        else:
+            self._gates[number].release()
         return True

@@ -8,17 +8,18 @@ mod_wsgi's daemon processes, while connections from Apache stay open between req
 
 How: every connection is registered once, edge-triggered, in one epoll, and idle threads wait
 in epoll_wait on it, though not all of them: one waiting while another runs our own code is
-enough, and the rest park (`activeset.py`, which also unparks more when the application
-blocks). The kernel wakes one thread per event. That thread `claim`s the connection
-(IDLE -> BUSY), reads and serves what is there, and lets go (BUSY -> IDLE). An event for a
-connection that is already owned marks it `missed`, and its owner looks again before letting
-go, so nothing that arrives is left unnoticed; nothing is re-armed per request (that would be
-one more system call, and one more GIL round trip, for every request).
+enough, and the rest park, or are not started yet (`activeset.py`, which also unparks or
+starts more when the application blocks). The kernel wakes one thread per event. That
+thread `claim`s the connection (IDLE -> BUSY), reads and serves what is there, and lets go
+(BUSY -> IDLE). An event for a connection that is already owned marks it `missed`, and its
+owner looks again before letting go, so nothing that arrives is left unnoticed; nothing is
+re-armed per request (that would be one more system call, and one more GIL round trip, for
+every request).
 
 The event loop thread still accepts connections and runs the worker's timers; when it needs a
-thread to look at an idle connection (to send GOAWAY while draining, or close one after its
-grace), it `kick`s it: the connection is watched for writability too, which is ready at once,
-so a thread wakes for it.
+thread to look at an idle connection (to send GOAWAY while draining or when handing the
+connection to a less loaded worker, or to close one after its grace), it `kick`s it: the
+connection is watched for writability too, which is ready at once, so a thread wakes for it.
 """
 
 from __future__ import annotations
@@ -64,19 +65,17 @@ class ShimThreads:
         self.epoll = select.epoll()
         self.links: dict[int, ShimLink] = {}
         self.draining = False
+        self.shedding: ShimLink | None = None  # told to go elsewhere, not yet closed
         self.stopping = False
         if stack_size:
             # Left in place, so threads the application starts get the same stack size.
             threading.stack_size(stack_size)
         self._probe = select.poll()
         self._probe.register(self.epoll.fileno(), select.POLLIN)
-        self.active = ActiveSet(size, self._pending, name="wsgi-watcher")
-        self.threads = [
-            threading.Thread(target=self._run, name=f"wsgi-{number}", args=(number,), daemon=True)
-            for number in range(1, size + 1)
-        ]
-        for thread in self.threads:
-            thread.start()
+        self.threads: list[threading.Thread] = []
+        # Starts the first threads; the others start when the application first needs them.
+        self.active = ActiveSet(size, self._pending, name="wsgi-watcher", start=self._start)
+        self.active.begin()
 
     @property
     def connections(self) -> int:
@@ -107,16 +106,42 @@ class ShimThreads:
                 link.missed = True
 
     def drain(self) -> None:
-        """Take no further requests: every connection gets GOAWAY once it is between requests."""
+        """Take no further requests: every connection gets GOAWAY once it is between requests.
+        (From any thread; once is enough, `tick` looks again for stragglers.)"""
+        if self.draining:
+            return
         self.draining = True
         for link in list(self.links.values()):
             self.kick(link)
 
+    def shed_one(self) -> bool:
+        """GOAWAY on the idle connection used last, so that the shim connects again, to a
+        less loaded worker (balance.py); False if one shed before is still open, or none is
+        idle. The one used last: Apache's children reuse their pooled connections newest
+        first, so it carries load, where one long unused would move none."""
+        if self.shedding is not None or self.draining:
+            return False
+        idle = [
+            link
+            for link in list(self.links.values())
+            if link.state is LinkState.IDLE and link.goaway_at is None
+        ]
+        if not idle:
+            return False
+        link = max(idle, key=lambda link: link.used_at)
+        link.shed = True
+        self.shedding = link
+        self.kick(link)
+        return True
+
     def tick(self, now: float) -> None:
-        if not self.draining:
-            return  # idle connections to Apache are kept: its children pool them
+        # Idle connections to Apache are kept (its children pool them), except those told
+        # to go: they close after their grace, and while draining all of them are told.
         for link in list(self.links.values()):
-            if link.goaway_at is None or now - link.goaway_at >= GOAWAY_GRACE:
+            if link.goaway_at is not None:
+                if now - link.goaway_at >= GOAWAY_GRACE:
+                    self.kick(link)
+            elif self.draining:
                 self.kick(link)
 
     def shut_down(self) -> None:
@@ -151,6 +176,13 @@ class ShimThreads:
         """Does an event wait in the epoll for a thread to take it? (Polling an epoll's own
         descriptor takes nothing from it.)"""
         return bool(self._probe.poll(0))
+
+    def _start(self, number: int) -> None:
+        thread = threading.Thread(
+            target=self._run, name=f"wsgi-{number}", args=(number,), daemon=True
+        )
+        self.threads.append(thread)
+        thread.start()
 
     def _run(self, number: int) -> None:
         ThreadPool.local.thread_id = number
@@ -207,6 +239,8 @@ class ShimThreads:
         # Caller holds link.lock.
         if self.links.get(link.fd) is link:
             del self.links[link.fd]
+        if self.shedding is link:
+            self.shedding = None
         with contextlib.suppress(OSError, ValueError):
             self.epoll.unregister(link.fd)
         link.close()
@@ -216,7 +250,7 @@ class ShimThreads:
         if self.stopping:
             return False
         if link.goaway_at is None:
-            if self.draining or self.worker.retiring:
+            if self.draining or self.worker.retiring or link.shed:
                 with contextlib.suppress(WireStateError):
                     link.send(link.conn.send_goaway())
                     link.goaway_at = time.monotonic()
@@ -257,6 +291,7 @@ class ShimThreads:
             return self._retry(
                 link, RetryReason.SCRIPT_CHANGED, "the WSGI script changed; the worker is reloading"
             )
+        link.used_at = time.monotonic()
         exchange = ShimExchange(link, text)
         if head.large_body:
             with link.write_lock:

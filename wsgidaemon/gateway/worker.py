@@ -26,7 +26,7 @@ import uvloop
 
 from wsgidaemon.config import DaemonGroup
 from wsgidaemon.gateway import control
-from wsgidaemon.gateway.balance import should_accept
+from wsgidaemon.gateway.balance import should_accept, should_shed
 from wsgidaemon.gateway.channel import Channel
 from wsgidaemon.gateway.environ import AppContext, static_environ
 from wsgidaemon.gateway.errorlog import ErrorStream
@@ -55,6 +55,10 @@ EXIT_LOAD_FAILED = 4
 ACCEPT_PATIENCE = 0.05
 ACCEPT_RECHECK = 0.005
 TICK = 0.5
+# Every this many requests a worker serving the shim checks whether to hand a connection to
+# a less loaded peer (balance.py): often enough to even out within a few milliseconds of a
+# peer being replaced, rarely enough to cost nothing measurable.
+REBALANCE_EVERY = 16
 # A worker told to drain within N seconds stops on its own this much earlier.
 STOP_MARGIN = 0.25
 
@@ -280,7 +284,23 @@ class Worker:
     def request_finished_threadsafe(self) -> None:
         """The same from a request thread."""
         if self._count():
-            self.loop.call_soon_threadsafe(self._retire)
+            # From here at once rather than from the loop thread a moment later: the master
+            # hands the slot to the standby sooner, and each connection has its GOAWAY before
+            # the shim sends it another request, which would only come back as RETRY.
+            control.send(self.spec.control, control.RETIRING)
+            if self.shim is not None:
+                self.shim.drain()
+            self.loop.call_soon_threadsafe(self._retire, False)
+        elif self.completed % REBALANCE_EVERY == 0:
+            self.rebalance()
+
+    def rebalance(self) -> None:
+        """Give one shim connection back when a peer holds fewer (balance.py)."""
+        shim = self.shim
+        if shim is None or self.draining or self.retiring or shim.shedding is not None:
+            return
+        if should_shed(self.connections, self.spec.scoreboard.others(self.spec.row)):
+            shim.shed_one()
 
     def _count(self) -> bool:
         """Count a finished request; True for the one that reaches maximum-requests."""
@@ -292,8 +312,10 @@ class Worker:
                 return True
         return False
 
-    def _retire(self) -> None:
-        if self.draining:
+    def _retire(self, tell_master: bool = True) -> None:
+        # A request thread that reached the limit has told the master itself, and the
+        # master's DRAIN may have come first: the log still says why.
+        if self.draining and tell_master:
             return
         log.info(
             "worker %d (pid %d) reached maximum requests of %d; finishing and exiting",
@@ -301,8 +323,11 @@ class Worker:
             os.getpid(),
             self.request_limit,
         )
+        # The master first: the sooner the standby accepts, the fewer of the connections
+        # told to go here reconnect to the other workers (balance.py).
+        if tell_master:
+            control.send(self.spec.control, control.RETIRING)
         self.drain()
-        control.send(self.spec.control, control.RETIRING)
 
     def script_changed(self, script: str, reported_us: int | None = None) -> float | None:
         """Before a request is handed to the application: if `script` changed since this
