@@ -72,9 +72,8 @@ class ShimThreads:
             threading.stack_size(stack_size)
         self._probe = select.poll()
         self._probe.register(self.epoll.fileno(), select.POLLIN)
-        self.threads: list[threading.Thread] = []
-        # Starts the first threads; the others start when the application first needs them.
         self.active = ActiveSet(size, self._pending, name="wsgi-watcher", start=self._start)
+        # The first threads now; the others when the application first needs them.
         self.active.begin()
 
     @property
@@ -178,11 +177,9 @@ class ShimThreads:
         return bool(self._probe.poll(0))
 
     def _start(self, number: int) -> None:
-        thread = threading.Thread(
+        threading.Thread(
             target=self._run, name=f"wsgi-{number}", args=(number,), daemon=True
-        )
-        self.threads.append(thread)
-        thread.start()
+        ).start()
 
     def _run(self, number: int) -> None:
         ThreadPool.local.thread_id = number
