@@ -28,7 +28,7 @@ Given a `start` callback, the set starts only the first threads and counts the o
 parked without starting them; unparking one of those starts it. Under a load the rule above
 keeps two threads busy, so a worker that is replaced every few hundred milliseconds
 (maximum-requests) no longer pays for creating and tearing down thirteen threads it never
-uses (about a quarter of a new worker's start-up CPU, benchmarks/NOTES.md).
+uses (a quarter to a third of a new worker's start-up CPU, benchmarks/NOTES.md).
 """
 
 from __future__ import annotations

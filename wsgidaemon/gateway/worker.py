@@ -57,7 +57,8 @@ ACCEPT_RECHECK = 0.005
 TICK = 0.5
 # Every this many requests a worker serving the shim checks whether to hand a connection to
 # a less loaded peer (balance.py): often enough to even out within a few milliseconds of a
-# peer being replaced, rarely enough to cost nothing measurable.
+# peer being replaced, rarely enough that reading the scoreboard (a few µs) costs next to
+# nothing per request.
 REBALANCE_EVERY = 16
 # A worker told to drain within N seconds stops on its own this much earlier.
 STOP_MARGIN = 0.25
