@@ -80,7 +80,6 @@ class ShimLink:
         self.kicked = False  # watched for writability too (see ShimThreads.kick)
         self.drained = True  # the last read took everything the socket had
         self.goaway_at: float | None = None
-        self.shed = False  # to get GOAWAY although the worker is not draining (balance.py)
         self.used_at = 0.0  # when its last request started
         self.broken = False
         # Held while a response frame is encoded and written, so that the loop thread can end

@@ -65,7 +65,8 @@ class ShimThreads:
         self.epoll = select.epoll()
         self.links: dict[int, ShimLink] = {}
         self.draining = False
-        self.shedding: ShimLink | None = None  # told to go elsewhere, not yet closed
+        # Told to go to a less loaded worker (GOAWAY while not draining), not yet closed.
+        self.shedding: ShimLink | None = None
         self.stopping = False
         if stack_size:
             # Left in place, so threads the application starts get the same stack size.
@@ -128,7 +129,6 @@ class ShimThreads:
         if not idle:
             return False
         link = max(idle, key=lambda link: link.used_at)
-        link.shed = True
         self.shedding = link
         self.kick(link)
         return True
@@ -247,7 +247,7 @@ class ShimThreads:
         if self.stopping:
             return False
         if link.goaway_at is None:
-            if self.draining or self.worker.retiring or link.shed:
+            if self.draining or self.worker.retiring or link is self.shedding:
                 with contextlib.suppress(WireStateError):
                     link.send(link.conn.send_goaway())
                     link.goaway_at = time.monotonic()
