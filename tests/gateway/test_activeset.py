@@ -9,7 +9,15 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from wsgidaemon.gateway.activeset import FRAMING, IN_APP, PARKED, WAITING, ActiveSet
+from wsgidaemon.gateway.activeset import (
+    FRAMING,
+    IN_APP,
+    PARKED,
+    SLOW_TICK,
+    WAITING,
+    ActiveSet,
+    next_delay,
+)
 
 DEADLINE = 10.0
 
@@ -208,3 +216,14 @@ def test_stopping_starts_no_thread() -> None:
     active.begin()
     active.stop()
     assert started == [1, 2] and active.parked == [] and not active.unstarted
+
+
+def test_the_watcher_looks_less_often_until_the_application_holds_the_threads() -> None:
+    tick = 0.001
+    delays = [tick]
+    for _ in range(6):
+        delays.append(next_delay(delays[-1], tick, held_up=False))
+    assert delays == [tick, 2 * tick, 4 * tick, SLOW_TICK, SLOW_TICK, SLOW_TICK, SLOW_TICK]
+    assert next_delay(SLOW_TICK, tick, held_up=True) == tick
+    # A tick longer than SLOW_TICK is never shortened.
+    assert next_delay(0.05, 0.05, held_up=False) == 0.05

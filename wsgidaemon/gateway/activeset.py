@@ -15,7 +15,8 @@ idle thread waiting.
 
 `threads=M` must still mean M requests at once for an application that blocks, also for
 the threads already parked. That is the watcher's job: a thread that looks, every
-`tick`, for requests waiting while no thread waits for them and every thread that is not
+`tick` while the threads are inside the application and less often while they are not
+(`next_delay`), for requests waiting while no thread waits for them and every thread that is not
 parked is inside the application and has been inside the same request since the previous
 look. Then the GIL is not what they wait for, so it unparks one more thread. Threads running
 our own framing code are about to come back, and the requests they will take are theirs.
@@ -43,6 +44,13 @@ FRAMING = 2  # reading, decoding, or between requests: our code, soon back
 IN_APP = 3  # inside worker.handle(): the application, its body and its response
 
 TICK = 0.001
+# While its looks find a thread that is not inside the application (the usual state under a
+# load that never blocks), the watcher looks half as often after each such look, down to
+# once per SLOW_TICK: every look takes the GIL from a request thread. Looking every
+# millisecond cost 68 against 61 µs of daemon CPU per hello request, in the same rounds
+# (benchmarks/NOTES.md). A look that finds every thread inside the application brings it
+# back to `tick`.
+SLOW_TICK = 0.008
 # Ticks with nothing to watch before the watcher sleeps until it is needed again. Short: a
 # worker that has just started, or is draining before it exits, has nothing to watch, and
 # with maximum-requests there are several of those a second.
@@ -160,6 +168,7 @@ class ActiveSet:
     def _watch(self) -> None:
         last = None
         quiet = 0
+        delay = self.tick
         while not self.stopped:
             if quiet >= QUIET_TICKS:
                 self._asleep = True
@@ -171,14 +180,17 @@ class ActiveSet:
                 self._alarm.clear()
                 quiet = 0
                 last = None
+                delay = self.tick
                 continue
-            time.sleep(self.tick)
+            time.sleep(delay)
             self.looks += 1
             now = self.held_up()
             if now is None:
                 last = None
                 quiet = quiet + 1 if WAITING in self.states or not self.parked else 0
+                delay = next_delay(delay, self.tick, held_up=False)
                 continue
+            delay = next_delay(delay, self.tick, held_up=True)
             quiet = 0
             if now == last and self.pending():
                 self.unparked += 1
@@ -203,3 +215,11 @@ class ActiveSet:
         else:
             self._gates[number].release()
         return True
+
+
+def next_delay(delay: float, tick: float, *, held_up: bool) -> float:
+    """The watcher's wait before its next look, after a look that found the threads held up
+    by the application or not (see SLOW_TICK)."""
+    if held_up:
+        return tick
+    return min(delay * 2, max(SLOW_TICK, tick))

@@ -28,6 +28,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import errno
+import gc
 import logging
 import os
 import selectors
@@ -188,6 +189,11 @@ class Master:
         previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
         pid = os.fork()
         if pid == 0:
+            # The worker's collector never walks what it inherited: its full collections
+            # would go through the master's objects again in every worker, and copy the pages
+            # they sit on. Measured with maximum-requests=1000 under the hello load: 2.4 ms
+            # of CPU and 100 page copies less per worker (benchmarks/NOTES.md).
+            gc.freeze()
             status = 1
             try:
                 signal.set_wakeup_fd(-1)

@@ -58,6 +58,8 @@ class ApplicationError(Exception):
 
 def _latin1(text: str) -> bool:
     # PEP 3333: status and headers are native strings holding only latin-1 code points.
+    if text.isascii():  # known without looking at the characters: nearly every header
+        return True
     try:
         text.encode("latin-1")
     except UnicodeEncodeError:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import mmap
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 # pid, state, connections, busy requests, completed requests, heartbeat (monotonic seconds)
 _ROW = struct.Struct("=iiiiqd")
@@ -24,8 +24,12 @@ class State(enum.IntEnum):
     DRAINING = 3
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
+# By value without calling the Enum (0.24 against 0.02 µs): a worker reads its peers' rows
+# every few requests.
+_STATES = tuple(State)
+
+
+class Row(NamedTuple):
     pid: int
     state: State
     connections: int
@@ -43,7 +47,7 @@ class Scoreboard:
         pid, state, connections, busy, requests, heartbeat = _ROW.unpack_from(
             self._map, index * _ROW.size
         )
-        return Row(pid, State(state), connections, busy, requests, heartbeat)
+        return Row(pid, _STATES[state], connections, busy, requests, heartbeat)
 
     def write(self, index: int, row: Row) -> None:
         _ROW.pack_into(

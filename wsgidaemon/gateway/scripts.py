@@ -74,7 +74,9 @@ class ScriptCache:
                 return None  # gone: Apache answers 404 before a request gets here
             if mtime != script.mtime:
                 return mtime
-        hook = getattr(script.module, "reload_required", None)
+        # From the module's dict: getattr() with a default raises and catches an
+        # AttributeError inside for every request to a script without the hook.
+        hook = vars(script.module).get("reload_required")
         if callable(hook):
             try:
                 if hook(path):

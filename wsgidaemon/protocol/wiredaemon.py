@@ -176,7 +176,8 @@ class DaemonConnection(Connection):
         """RESPONSE_END.  Before RESPONSE_HEAD only with a non-zero code: the response was
         cut short before it began (timeout, shutdown, incomplete input), and the shim answers
         an error status itself with the reason in its log, instead of a bare 502."""
-        code = EndCode(code)
+        if type(code) is not EndCode:
+            code = EndCode(code)
         if self._response is not Response.HEAD:
             if code is EndCode.COMPLETE:
                 raise WireStateError(f"RESPONSE_END COMPLETE not allowed {self._response.value}")

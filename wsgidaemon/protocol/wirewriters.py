@@ -172,8 +172,13 @@ def encode_response_body(data: bytes) -> bytes:
 
 
 def encode_response_end(code: EndCode, reason: str = "") -> bytes:
+    if code is EndCode.COMPLETE and not reason:
+        return _COMPLETE_END  # how nearly every response ends: built once
     raw = encode_text(reason, _END_ROOM)
     return _frame(FrameType.RESPONSE_END, _U16.pack(EndCode(code)) + _U32.pack(len(raw)) + raw)
+
+
+_COMPLETE_END = _frame(FrameType.RESPONSE_END, _U16.pack(EndCode.COMPLETE) + _U32.pack(0))
 
 
 def encode_retry(reason: RetryReason, attempts: int, text: str) -> bytes:
