@@ -1,12 +1,8 @@
 """One connection from the Apache shim, and one request on it, served by the thread that owns
-the connection (see `shimthreads.py` for how a thread comes to own one).
+the connection (`link.py`, and `shimthreads.py` for how a thread comes to own one).
 
-The owning thread does every read and write itself on the non-blocking socket, waiting with
-poll() only when the socket would block: the request head, the body the application pulls
-through wsgi.input, the response frames. No other thread reads from the socket or touches
-the `DaemonConnection` while it is owned; the one exception, the loop thread's RESPONSE_END
-SHUTDOWN when the worker is out of time, waits for `write_lock`, which every response write
-holds.
+The one exception to "only the owner touches it": the loop thread's RESPONSE_END SHUTDOWN
+when the worker is out of time, which waits for `write_lock`, held by every response write.
 
 Unlike HTTP, the framing says how a response ended, so a response cut short ends with a
 RESPONSE_END carrying the reason and the connection stays usable. The daemon closes a
@@ -17,9 +13,7 @@ it again" from "the worker died holding it".
 from __future__ import annotations
 
 import contextlib
-import enum
 import logging
-import select
 import socket
 import threading
 import time
@@ -29,6 +23,7 @@ from wsgidaemon.gateway.channel import DISCARD_LIMIT, copy_file
 from wsgidaemon.gateway.environ import wire_cgi_environ
 from wsgidaemon.gateway.flow import ClientDisconnected
 from wsgidaemon.gateway.input import PulledInput
+from wsgidaemon.gateway.link import Link, LinkBroken
 from wsgidaemon.protocol import CLOSED, NEED_DATA
 from wsgidaemon.protocol.wire import (
     MAX_DATA,
@@ -47,122 +42,23 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("wsgidaemon")
 
-# One frame header plus the largest body frame the shim sends (READ_SIZE in the module).
-RECV_SIZE = 65536 + 8
 # Response bodies from this size up are written without being copied into their frame.
 GATHER_SIZE = 16 << 10
 
 
-class LinkState(enum.Enum):
-    IDLE = "waiting for the shim, watched by the shared epoll"
-    BUSY = "owned by one thread"
-    CLOSED = "closed"
-
-
-class LinkBroken(OSError):
-    """The connection cannot carry another request (I/O failed, timed out, or the shim broke
-    the protocol); its owner closes it."""
-
-
-class ShimLink:
+class ShimLink(Link):
     """A connection from Apache: its socket, its protocol state, and who owns it."""
 
+    peer_name = "Apache"
+
     def __init__(self, sock: socket.socket, max_head: int, timeout: float) -> None:
-        sock.setblocking(False)
-        self.sock = sock
-        self.fd = sock.fileno()
+        super().__init__(sock, timeout)
         self.conn = DaemonConnection(max_head=max_head)
-        self.timeout = timeout
-        # `lock` guards `state` and `missed` between the epoll threads and the loop thread.
-        self.lock = threading.Lock()
-        self.state = LinkState.IDLE
-        self.missed = False  # an event came while it was owned: the owner looks again
-        self.kicked = False  # watched for writability too (see ShimThreads.kick)
-        self.drained = True  # the last read took everything the socket had
         self.goaway_at: float | None = None
         self.used_at = 0.0  # when its last request started
-        self.broken = False
         # Held while a response frame is encoded and written, so that the loop thread can end
         # a response with SHUTDOWN (see `shut_down`) without cutting into a frame.
         self.write_lock = threading.Lock()
-
-    def claim(self) -> bool:
-        """Become its owner; False if another thread owns it (which is then told to look
-        again before it lets go) or it is closed."""
-        with self.lock:
-            if self.state is LinkState.IDLE:
-                self.state = LinkState.BUSY
-                return True
-            if self.state is LinkState.BUSY:
-                self.missed = True
-            return False
-
-    def let_go(self) -> bool:
-        """Stop owning it, unless something happened meanwhile: then False, still the owner."""
-        with self.lock:
-            if self.missed or not self.drained:
-                self.missed = False
-                return False
-            self.state = LinkState.IDLE
-            return True
-
-    # -- I/O for the owner ------------------------------------------------------------------
-
-    def receive_now(self) -> bytes | None:
-        """What the socket has (b"" at its end), or None if nothing is there yet."""
-        try:
-            data = self.sock.recv(RECV_SIZE)
-        except BlockingIOError:
-            self.drained = True
-            return None
-        except OSError as exc:
-            self.broken = True
-            raise LinkBroken(f"reading from Apache failed: {exc}") from None
-        # Edge-triggered: a read that filled the buffer may have left bytes behind, which no
-        # new event will announce.
-        self.drained = len(data) < RECV_SIZE
-        return data
-
-    def receive(self) -> bytes:
-        """Wait up to the socket timeout for bytes from the shim (b"" at the end)."""
-        while True:
-            data = self.receive_now()
-            if data is not None:
-                return data
-            self._wait(select.POLLIN, "reading the request from Apache")
-
-    def send(self, data: bytes) -> None:
-        """Write all of `data`, waiting while the shim's side is full."""
-        view = memoryview(data)
-        while view:
-            try:
-                sent = self.sock.send(view)
-            except BlockingIOError:
-                self._wait(select.POLLOUT, "sending the response to Apache")
-                continue
-            except OSError as exc:
-                self.broken = True
-                raise LinkBroken(f"sending to Apache failed: {exc}") from None
-            view = view[sent:]
-
-    def send_parts(self, parts: list[bytes]) -> None:
-        """Write the parts one after another, gathered by one sendmsg() when there is room."""
-        try:
-            sent = self.sock.sendmsg(parts)
-        except BlockingIOError:
-            sent = 0
-        except OSError as exc:
-            self.broken = True
-            raise LinkBroken(f"sending to Apache failed: {exc}") from None
-        if sent < sum(len(part) for part in parts):
-            self.send(b"".join(parts)[sent:])  # the socket was full: rare, so one copy is fine
-
-    def _wait(self, events: int, doing: str) -> None:
-        poller = select.poll()
-        poller.register(self.fd, events)
-        if not poller.poll(self.timeout * 1000):
-            self.broken = True
-            raise LinkBroken(f"timed out after {self.timeout:g}s {doing}")
 
     def refuse(self, error: WireProtocolError) -> None:
         """The shim broke the protocol: say so once, in the log and on the wire."""
@@ -201,10 +97,6 @@ class ShimLink:
                 raise LinkBroken("Apache closed the connection")
             return event
 
-    def close(self) -> None:
-        self.state = LinkState.CLOSED
-        self.sock.close()
-
     def shut_down(self) -> None:
         """Loop thread, out of time while a thread owns the link: end the response in progress
         with RESPONSE_END SHUTDOWN (unless a write is stuck), then break the connection so
@@ -216,8 +108,7 @@ class ShimLink:
                     self.sock.send(self.conn.send_end(EndCode.SHUTDOWN, reason))
             finally:
                 self.write_lock.release()
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
+        super().shut_down()
 
 
 class ShimExchange:

@@ -1,25 +1,9 @@
-"""The worker's M threads when it serves the Apache shim: each waits for a connection with a
-request, serves that request itself from head to RESPONSE_END, and puts the connection back.
+"""The worker's M threads when it serves the Apache shim (`linkthreads.py`): each waits for a
+connection with a request, serves that request itself from head to RESPONSE_END, and puts the
+connection back.
 
-Why not an event loop handing requests to a pool: every hand-off between threads costs two
-context switches and a GIL transfer, which on a hello-world request is more than the rest of
-the work. Here the thread that wakes up is the thread that runs the application, as in
-mod_wsgi's daemon processes, while connections from Apache stay open between requests.
-
-How: every connection is registered once, edge-triggered, in one epoll, and idle threads wait
-in epoll_wait on it, though not all of them: one waiting while another runs our own code is
-enough, and the rest park, or are not started yet (`activeset.py`, which also unparks or
-starts more when the application blocks). The kernel wakes one thread per event. That
-thread `claim`s the connection (IDLE -> BUSY), reads and serves what is there, and lets go
-(BUSY -> IDLE). An event for a connection that is already owned marks it `missed`, and its
-owner looks again before letting go, so nothing that arrives is left unnoticed; nothing is
-re-armed per request (that would be one more system call, and one more GIL round trip, for
-every request).
-
-The event loop thread still accepts connections and runs the worker's timers; when it needs a
-thread to look at an idle connection (to send GOAWAY while draining or when handing the
-connection to a less loaded worker, or to close one after its grace), it `kick`s it: the
-connection is watched for writability too, which is ready at once, so a thread wakes for it.
+The loop thread `kick`s a connection when a thread must send it GOAWAY: while draining, when
+handing the connection to a less loaded worker, or to close one after its grace.
 """
 
 from __future__ import annotations
@@ -27,15 +11,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import select
 import socket
-import threading
 import time
-from typing import TYPE_CHECKING
+from typing import Any
 
-from wsgidaemon.gateway.activeset import ActiveSet
-from wsgidaemon.gateway.shimlink import LinkBroken, LinkState, ShimExchange, ShimLink
-from wsgidaemon.gateway.threadpool import ThreadPool
+from wsgidaemon.gateway.link import LinkBroken, LinkState
+from wsgidaemon.gateway.linkthreads import LinkThreads
+from wsgidaemon.gateway.shimlink import ShimExchange, ShimLink
 from wsgidaemon.protocol import CLOSED, NEED_DATA
 from wsgidaemon.protocol.wire import (
     RetryReason,
@@ -46,73 +28,23 @@ from wsgidaemon.protocol.wire import (
     WireStateError,
 )
 
-if TYPE_CHECKING:
-    from wsgidaemon.gateway.worker import Worker
-
 log = logging.getLogger("wsgidaemon")
 
 # After GOAWAY an idle connection is closed this much later (the shim normally closes first).
 GOAWAY_GRACE = 1.0
-_WAIT = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLET
-_KICK = _WAIT | select.EPOLLOUT
 
 
-class ShimThreads:
-    def __init__(self, worker: Worker, size: int, stack_size: int | None = None) -> None:
-        if size < 1:
-            raise ValueError("a worker needs at least one thread")
-        self.worker = worker
-        self.epoll = select.epoll()
-        self.links: dict[int, ShimLink] = {}
-        self.draining = False
-        # Told to go to a less loaded worker (GOAWAY while not draining), not yet closed.
-        self.shedding: ShimLink | None = None
-        self.stopping = False
-        if stack_size:
-            # Left in place, so threads the application starts get the same stack size.
-            threading.stack_size(stack_size)
-        self._probe = select.poll()
-        self._probe.register(self.epoll.fileno(), select.POLLIN)
-        self.active = ActiveSet(size, self._pending, name="wsgi-watcher", start=self._start)
-        # The first threads now; the others when the application first needs them.
-        self.active.begin()
+class ShimThreads(LinkThreads[ShimLink]):
+    # Told to go to a less loaded worker (GOAWAY while not draining), not yet closed.
+    shedding: ShimLink | None = None
 
-    @property
-    def connections(self) -> int:
-        return len(self.links)
+    def new_link(self, sock: socket.socket, address: Any) -> ShimLink:
+        return ShimLink(sock, self.worker.max_head, self.worker.send_timeout)
 
-    @property
-    def busy(self) -> int:
-        """Connections a thread is serving now."""
-        return sum(1 for link in list(self.links.values()) if link.state is LinkState.BUSY)
-
-    # -- the event loop thread's side -------------------------------------------------------
-
-    def add(self, sock: socket.socket) -> None:
-        worker = self.worker
-        link = ShimLink(sock, worker.max_head, worker.send_timeout)
-        self.links[link.fd] = link  # before it is armed: a thread may wake for it at once
-        self.epoll.register(link.fd, _WAIT)
-        if self.draining:
-            self.kick(link)
-
-    def kick(self, link: ShimLink) -> None:
-        """Have a thread look at `link` now."""
-        with link.lock:
-            if link.state is LinkState.IDLE:
-                link.kicked = True
-                self.epoll.modify(link.fd, _KICK)
-            elif link.state is LinkState.BUSY:
-                link.missed = True
-
-    def drain(self) -> None:
-        """Take no further requests: every connection gets GOAWAY once it is between requests.
-        (From any thread; once is enough, `tick` looks again for stragglers.)"""
-        if self.draining:
-            return
-        self.draining = True
-        for link in list(self.links.values()):
-            self.kick(link)
+    def forget(self, link: ShimLink) -> None:
+        if self.shedding is link:
+            self.shedding = None
+        super().forget(link)
 
     def shed_one(self) -> bool:
         """GOAWAY on the idle connection used last, so that the shim connects again, to a
@@ -143,77 +75,7 @@ class ShimThreads:
             elif self.draining:
                 self.kick(link)
 
-    def shut_down(self) -> None:
-        """Out of time: close idle connections; end the responses in progress with SHUTDOWN
-        and break their connections, so that their threads stop at their next read or write."""
-        self.stopping = True
-        self.active.stop()
-        busy = []
-        for link in list(self.links.values()):
-            with link.lock:
-                if link.state is LinkState.IDLE:
-                    self._forget(link)
-                elif link.state is LinkState.BUSY:
-                    busy.append(link)
-        for link in busy:
-            link.shut_down()
-
-    def shutdown(self, timeout: float) -> bool:
-        """At exit: give requests in flight up to `timeout` seconds; True if none is left."""
-        self.stopping = True
-        self.active.stop()
-        deadline = time.monotonic() + timeout
-        while self.busy:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.01)
-        return True
-
-    # -- the threads ------------------------------------------------------------------------
-
-    def _pending(self) -> bool:
-        """Does an event wait in the epoll for a thread to take it? (Polling an epoll's own
-        descriptor takes nothing from it.)"""
-        return bool(self._probe.poll(0))
-
-    def _start(self, number: int) -> None:
-        threading.Thread(
-            target=self._run, name=f"wsgi-{number}", args=(number,), daemon=True
-        ).start()
-
-    def _run(self, number: int) -> None:
-        ThreadPool.local.thread_id = number
-        wait = self.epoll.poll
-        links = self.links
-        active = self.active
-        while not self.stopping:
-            if not active.take_turn(number):
-                return
-            try:
-                events = wait(-1, 1)
-            except OSError:
-                return  # the epoll was closed: the process is ending
-            finally:
-                active.took(number)
-            for fd, _ in events:
-                link = links.get(fd)
-                # None, or not IDLE: a connection closed (or replaced under the same fd)
-                # since the event; its new owner, if any, watches it.
-                if link is not None and link.claim():
-                    self._serve(link)
-
-    def _serve(self, link: ShimLink) -> None:
-        if link.kicked:
-            link.kicked = False
-            self.epoll.modify(link.fd, _WAIT)  # writability is always there: stop watching
-        while self._serve_once(link):
-            if link.let_go():
-                return
-        with link.lock:
-            self._forget(link)
-        self.worker.loop.call_soon_threadsafe(self.worker.connection_closed)
-
-    def _serve_once(self, link: ShimLink) -> bool:
+    def serve_once(self, link: ShimLink) -> bool:
         """Housekeeping, then whatever requests have arrived; False when the link should close."""
         try:
             if not self._housekeep(link):
@@ -231,16 +93,6 @@ class ShimThreads:
         except Exception:
             log.exception("Unexpected error serving a connection from Apache")
         return False
-
-    def _forget(self, link: ShimLink) -> None:
-        # Caller holds link.lock.
-        if self.links.get(link.fd) is link:
-            del self.links[link.fd]
-        if self.shedding is link:
-            self.shedding = None
-        with contextlib.suppress(OSError, ValueError):
-            self.epoll.unregister(link.fd)
-        link.close()
 
     def _housekeep(self, link: ShimLink) -> bool:
         """GOAWAY when draining, closing after its grace; False when the link should close."""
@@ -293,15 +145,7 @@ class ShimThreads:
         if head.large_body:
             with link.write_lock:
                 link.send(conn.send_start())
-        number = ThreadPool.local.thread_id
-        self.active.enter_app(number)
-        try:
-            worker.handle(exchange)
-            worker.request_finished_threadsafe()
-            finished = exchange.finish()
-        finally:
-            self.active.leave_app(number)
-        if not finished:
+        if not self.handle(exchange, exchange.finish):
             return False
         conn.start_next_cycle()
         return True

@@ -172,7 +172,7 @@ class Worker:
                 return
         self.declined_since = None
         try:
-            sock, _ = self.spec.listener.accept()
+            sock, address = self.spec.listener.accept()
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
@@ -182,7 +182,7 @@ class Worker:
             return
         sock.setblocking(False)
         if self.shim is not None:
-            self.shim.add(sock)
+            self.shim.add(sock, address)
             self.publish()
             return
         if sock.family in (socket.AF_INET, socket.AF_INET6):
