@@ -61,7 +61,8 @@ def test_master_code_never_depends_on_the_wsgi_adapter() -> None:
         "wsgidaemon.gateway.environ",
         "wsgidaemon.gateway.input",
         "wsgidaemon.gateway.loader",
-        "wsgidaemon.gateway.httpchannel",
+        "wsgidaemon.gateway.httplink",
+        "wsgidaemon.gateway.httpthreads",
         "wsgidaemon.gateway.shimlink",
         "wsgidaemon.gateway.shimthreads",
     }

@@ -20,8 +20,8 @@ from wsgidaemon.gateway.environ import (
 )
 from wsgidaemon.gateway.errorlog import ErrorStream
 from wsgidaemon.gateway.filewrapper import FileWrapper
-from wsgidaemon.gateway.flow import ClientDisconnected
 from wsgidaemon.gateway.response import (
+    ClientDisconnected,
     Headers,
     Responder,
     content_length,

@@ -16,7 +16,8 @@ ADAPTER = {
     "wsgidaemon.gateway.input",
     "wsgidaemon.gateway.loader",
     "wsgidaemon.gateway.scripts",
-    "wsgidaemon.gateway.httpchannel",
+    "wsgidaemon.gateway.httplink",
+    "wsgidaemon.gateway.httpthreads",
     "wsgidaemon.gateway.shimlink",
     "wsgidaemon.gateway.shimthreads",
 }

@@ -1,56 +1,45 @@
-"""wsgi.input against a simulated event loop that stops feeding while the buffer is above its
-high-water mark, as the real loop pauses reading from the client."""
+"""wsgi.input over a source that hands the body over in pieces, as a connection's reads do:
+bodies and lines larger than any one piece, sized reads, and bodies that can never be
+complete."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
 
-from wsgidaemon.gateway.input import HIGH_WATER, Chunks, PulledInput, RequestInput
+from wsgidaemon.gateway.input import Chunks, PulledInput
 
 PIECE = 64 << 10
+BIG = 4 << 20
 
 
-def serve_body(body: bytes, reader: Callable[[RequestInput], Any], timeout: float = 10) -> Any:
-    """Feed `body` like the loop does (pausing until drained) while `reader` runs in its own
-    thread; fail instead of hanging if the two wait for each other."""
-    resumed = threading.Event()
-    stream = RequestInput(on_drained=resumed.set)
-    errors: list[str] = []
+def source(pieces: Iterable[bytes], error: str | None = None) -> Callable[[], bytes]:
+    """The pieces, then b"" (or OSError(error): the body broke off)."""
+    remaining = iter(pieces)
 
-    def loop() -> None:
-        for start in range(0, len(body), PIECE):
-            if stream.feed(body[start : start + PIECE]) and not resumed.wait(timeout):
-                errors.append(f"reading stayed paused with {start} of {len(body)} bytes fed")
-                stream.feed_error("test gave up")
-                return
-            resumed.clear()
-        stream.feed_eof()
+    def next_piece() -> bytes:
+        for piece in remaining:
+            return piece
+        if error is not None:
+            raise OSError(error)
+        return b""
 
-    result: list[Any] = []
-    feeder = threading.Thread(target=loop, daemon=True)
-    application = threading.Thread(target=lambda: result.append(reader(stream)), daemon=True)
-    feeder.start()
-    application.start()
-    application.join(timeout + 5)
-    assert not application.is_alive(), "the reader is stuck"
-    assert errors == []
-    assert len(result) == 1
-    return result[0]
+    return next_piece
 
 
-BIG = 4 * HIGH_WATER
+def serve_body(body: bytes, reader: Callable[[PulledInput], Any]) -> Any:
+    pieces = (body[start : start + PIECE] for start in range(0, len(body), PIECE))
+    return reader(PulledInput(source(pieces)))
 
 
-def test_read_everything_of_a_body_larger_than_the_buffer() -> None:
+def test_read_everything_of_a_body_larger_than_a_piece() -> None:
     body = bytes(range(256)) * (BIG // 256)
     assert serve_body(body, lambda stream: stream.read()) == body
 
 
-def test_readline_of_a_line_longer_than_the_buffer() -> None:
+def test_readline_of_a_line_longer_than_a_piece() -> None:
     body = b"x" * BIG + b"\nrest"
     lines = serve_body(body, lambda stream: [stream.readline(), stream.readline()])
     assert lines == [b"x" * BIG + b"\n", b"rest"]
@@ -61,11 +50,11 @@ def test_readline_without_any_newline_returns_everything_at_eof() -> None:
     assert serve_body(body, lambda stream: stream.readline()) == body
 
 
-@pytest.mark.parametrize("limit", [100, HIGH_WATER + 1, 3 * HIGH_WATER])
-def test_readline_with_a_limit_larger_or_smaller_than_the_buffer(limit: int) -> None:
+@pytest.mark.parametrize("limit", [100, PIECE + 1, 3 * PIECE])
+def test_readline_with_a_limit_larger_or_smaller_than_a_piece(limit: int) -> None:
     body = b"z" * BIG + b"\n"
 
-    def read_lines(stream: RequestInput) -> list[bytes]:
+    def read_lines(stream: PulledInput) -> list[bytes]:
         return list(iter(lambda: stream.readline(limit), b""))
 
     lines = serve_body(body, read_lines)
@@ -75,53 +64,46 @@ def test_readline_with_a_limit_larger_or_smaller_than_the_buffer(limit: int) -> 
 
 
 def test_iteration_and_readlines_over_long_lines() -> None:
-    body = (b"a" * (HIGH_WATER + 10) + b"\n") * 3
-    assert serve_body(body, list) == [b"a" * (HIGH_WATER + 10) + b"\n"] * 3
-    assert (
-        serve_body(body, lambda stream: stream.readlines())
-        == [b"a" * (HIGH_WATER + 10) + b"\n"] * 3
-    )
+    body = (b"a" * (PIECE + 10) + b"\n") * 3
+    assert serve_body(body, list) == [b"a" * (PIECE + 10) + b"\n"] * 3
+    assert serve_body(body, lambda stream: stream.readlines()) == [b"a" * (PIECE + 10) + b"\n"] * 3
 
 
 def test_a_broken_body_is_an_error_even_mid_line() -> None:
-    stream = RequestInput()
-    stream.feed(b"partial line")
-    stream.feed_error("client went away")
+    stream = PulledInput(source([b"partial line"], "client went away"))
     with pytest.raises(OSError, match="client went away"):
         stream.readline()
 
 
 def test_read_all_raises_rather_than_returning_a_short_body() -> None:
-    stream = RequestInput()
-    stream.feed(b"some of it")
-    stream.feed_error("client went away")
+    stream = PulledInput(source([b"some of it"], "client went away"))
     with pytest.raises(OSError, match="client went away"):
         stream.read()
 
 
 def test_sized_reads_wait_for_the_size_or_the_end() -> None:
     """As mod_wsgi's: read(n) returns n bytes unless the body ends first."""
-    stream = RequestInput()
-    result: list[bytes] = []
-    reader = threading.Thread(target=lambda: result.append(stream.read(6)))
-    reader.start()
-    stream.feed(b"abc")
-    stream.feed(b"def")
-    reader.join(timeout=10)
-    assert result == [b"abcdef"]
-    stream.feed(b"abc")
-    stream.feed_eof()
+    stream = PulledInput(source([b"abc", b"def", b"abc"]))
+    assert stream.read(6) == b"abcdef"
     assert stream.read(10) == b"abc"
 
 
 def test_sized_reads_then_lines() -> None:
-    stream = RequestInput()
-    stream.feed(b"de\nf")
-    stream.feed_eof()
+    stream = PulledInput(source([b"de\nf"]))
     assert stream.readline(2) == b"de"
     assert stream.readline() == b"\n"
     assert stream.read() == b"f"
     assert (stream.read(), stream.read(5), stream.readline()) == (b"", b"", b"")
+
+
+def test_the_first_read_is_announced_once_before_it_reads() -> None:
+    calls: list[str] = []
+    stream = PulledInput(
+        lambda: calls.append("source") or b"", on_first_read=lambda: calls.append("first")
+    )
+    assert stream.read() == b""
+    assert stream.readline() == b""
+    assert calls == ["first", "source"]
 
 
 def test_a_body_that_arrived_in_one_piece_is_handed_over_uncopied() -> None:

@@ -1,5 +1,5 @@
 """What a worker needs from one request, whichever front end brought it: the HTTP listener
-(`httpchannel.py`) or the Apache shim (`shimlink.py`)."""
+(`httplink.py`) or the Apache shim (`shimlink.py`)."""
 
 from __future__ import annotations
 

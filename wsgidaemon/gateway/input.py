@@ -1,25 +1,17 @@
-"""wsgi.input: the request body as a file-like object, in two flavours.
+"""wsgi.input: the request body as a file-like object.
 
-`RequestInput` is fed by the event loop thread and read by an application thread (HTTP). The
-loop pauses reading from the client while more than HIGH_WATER bytes wait here and resumes once
-the application has read them down to LOW_WATER, so a large upload passes through with flat
-memory and a slow application exerts backpressure on the client.
+`PulledInput` belongs to the thread that owns its connection (`link.py`): when it needs more,
+it asks its source, which reads the socket right there. Nothing to hand over, nothing to
+lock, and the socket buffer is the backpressure: a large upload passes through with flat
+memory, and a slow application slows the client down.
 
-`PulledInput` belongs to a thread that owns its connection (the Apache shim's): when it needs
-more, it asks its source, which reads the socket right there. Nothing to hand over, nothing to
-lock, and the socket buffer is the backpressure.
-
-Both answer read/readline/iteration the same way, from `BodyReader`.
+read/readline/iteration come from `BodyReader`.
 """
 
 from __future__ import annotations
 
-import threading
 from collections import deque
 from collections.abc import Callable
-
-HIGH_WATER = 1 << 20
-LOW_WATER = 256 << 10
 
 
 class Chunks:
@@ -114,7 +106,7 @@ class BodyReader:
         return chunk
 
     # What arrived while a read waits for more is moved into the caller's own list, so the
-    # buffer never holds more than one wait's worth (RequestInput's producer must see it drain).
+    # buffer never holds more than one wait's worth.
 
     def read(self, size: int | None = -1) -> bytes:
         if self._on_first_read is not None:
@@ -188,75 +180,15 @@ class BodyReader:
         """Applications may close wsgi.input; reading it afterwards just returns b''."""
 
 
-class RequestInput(BodyReader):
-    """A body the event loop thread feeds while an application thread reads it."""
-
-    def __init__(
-        self,
-        on_drained: Callable[[], None] | None = None,
-        on_first_read: Callable[[], None] | None = None,
-    ) -> None:
-        super().__init__(on_first_read)
-        self._cond = threading.Condition(threading.Lock())
-        self._error: str | None = None
-        self._paused = False
-        self._on_drained = on_drained
-
-    # -- the event loop's side -------------------------------------------------------------
-
-    def feed(self, data: bytes) -> bool:
-        """Append body bytes; True when the producer should pause until drained."""
-        with self._cond:
-            self._buffer.append(data)
-            self._cond.notify_all()
-            if len(self._buffer) > HIGH_WATER:
-                self._paused = True
-            return self._paused
-
-    def feed_eof(self) -> None:
-        with self._cond:
-            self._eof = True
-            self._cond.notify_all()
-
-    def feed_error(self, message: str) -> None:
-        with self._cond:
-            self._error = message
-            self._cond.notify_all()
-
-    # -- the application's side: the reads hold the lock, which _more() waits with ---------
-
-    def _more(self) -> None:
-        if self._error is not None:
-            raise OSError(self._error)
-        self._cond.wait()
-
-    def _take(self, size: int) -> bytes:
-        chunk = super()._take(size)
-        if self._paused and len(self._buffer) <= LOW_WATER:
-            self._paused = False
-            if self._on_drained is not None:
-                self._on_drained()
-        return chunk
-
-    def read(self, size: int | None = -1) -> bytes:
-        if self._on_first_read is not None:
-            self._first_read()  # outside the lock: it may schedule work on the loop
-        with self._cond:
-            return super().read(size)
-
-    def readline(self, size: int | None = -1) -> bytes:
-        if self._on_first_read is not None:
-            self._first_read()
-        with self._cond:
-            return super().readline(size)
-
-
 class PulledInput(BodyReader):
     """A body its reading thread fetches itself: `source()` blocks for the next bytes,
-    returns b"" at the end and raises OSError when the body cannot be complete."""
+    returns b"" at the end and raises OSError when the body cannot be complete.
+    `on_first_read()` runs before the application's first read (HTTP's 100 Continue)."""
 
-    def __init__(self, source: Callable[[], bytes]) -> None:
-        super().__init__()
+    def __init__(
+        self, source: Callable[[], bytes], on_first_read: Callable[[], None] | None = None
+    ) -> None:
+        super().__init__(on_first_read)
         self._source = source
 
     def _more(self) -> None:

@@ -1,6 +1,6 @@
 """A client connection owned by one thread at a time: its socket, who owns it, and the
 non-blocking I/O its owner does on it (see `linkthreads.py` for how a thread comes to own
-one). `shimlink.py` adds the Apache shim's wire protocol.
+one). `shimlink.py` adds the Apache shim's wire protocol, `httplink.py` HTTP/1.1.
 
 The owning thread does every read and write itself on the non-blocking socket, waiting with
 poll() only when the socket would block, for at most the socket timeout: no other thread
@@ -15,8 +15,12 @@ import select
 import socket
 import threading
 
-# One frame header plus the largest body frame the shim sends (READ_SIZE in the module).
+# One frame header plus the largest body frame the shim sends (READ_SIZE in the module); for
+# HTTP, a head and a few pipelined ones.
 RECV_SIZE = 65536 + 8
+# An unread request body left after the response is read and thrown away up to this size so
+# the connection can be kept; beyond it closing is cheaper.
+DISCARD_LIMIT = 1 << 20
 
 
 class LinkState(enum.Enum):

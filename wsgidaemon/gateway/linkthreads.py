@@ -1,6 +1,7 @@
 """A worker's M threads: each waits for a connection with something to read, serves it itself
 (reads, parses, runs the application, writes the response), and puts the connection back.
-`shimthreads.py` serves connections from the Apache shim this way.
+`shimthreads.py` serves connections from the Apache shim this way, `httpthreads.py` HTTP/1.1
+clients.
 
 Why not an event loop handing requests to a pool: every hand-off between threads costs two
 context switches and a GIL transfer, which on a hello-world request is more than the rest of
@@ -35,7 +36,6 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from wsgidaemon.gateway.activeset import ActiveSet
 from wsgidaemon.gateway.link import Link, LinkState
-from wsgidaemon.gateway.threadpool import ThreadPool
 
 if TYPE_CHECKING:
     from wsgidaemon.gateway.exchange import Exchange
@@ -46,6 +46,14 @@ _KICK = _WAIT | select.EPOLLOUT
 _HANGUP = select.EPOLLRDHUP | select.EPOLLHUP
 
 LinkT = TypeVar("LinkT", bound=Link)
+
+_current = threading.local()
+
+
+def thread_id() -> int:
+    """The number of the request thread running this code (1-based): mod_wsgi.thread_id."""
+    number: int = _current.number
+    return number
 
 
 class LinkThreads(Generic[LinkT]):
@@ -165,7 +173,7 @@ class LinkThreads(Generic[LinkT]):
         ).start()
 
     def _run(self, number: int) -> None:
-        ThreadPool.local.thread_id = number
+        _current.number = number
         wait = self.epoll.poll
         links = self.links
         active = self.active
@@ -206,7 +214,7 @@ class LinkThreads(Generic[LinkT]):
         """Run the application for `exchange` on this thread, then `finish()` (whatever is
         left of the request), both counted as inside the application (activeset.py): it may
         block there. Returns what `finish` returned."""
-        number = ThreadPool.local.thread_id
+        number = _current.number
         self.active.enter_app(number)
         try:
             self.worker.handle(exchange)

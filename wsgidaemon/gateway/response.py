@@ -2,8 +2,8 @@
 write() callable, Content-Length enforcement, file_wrapper, and what happens on errors.
 
 The front end (HTTP connection or shim connection) is a `ResponseSink`. This module decides
-*what* to send; the sink decides how it is framed and does the blocking hand-off to the event
-loop. An error before the response head leaves as a 500; an error after it aborts the response
+*what* to send; the sink decides how it is framed, and writes it on the request's own thread.
+An error before the response head leaves as a 500; an error after it aborts the response
 so the client can tell it was cut short, never a clean end.
 """
 
@@ -20,7 +20,6 @@ from typing import Any, Protocol
 
 from wsgidaemon.gateway.errorlog import ErrorStream
 from wsgidaemon.gateway.filewrapper import FileWrapper
-from wsgidaemon.gateway.flow import ClientDisconnected
 
 log = logging.getLogger("wsgidaemon")
 
@@ -39,6 +38,10 @@ ERROR_PAGE = (
     b"<p>The server encountered an internal error or\nmisconfiguration and was unable to "
     b"complete\nyour request.</p>\n</body></html>\n"
 )
+
+
+class ClientDisconnected(OSError):
+    """The client went away while the response was being sent (raised by a sink)."""
 
 
 class ResponseSink(Protocol):

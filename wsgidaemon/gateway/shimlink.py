@@ -19,11 +19,11 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from wsgidaemon.gateway.channel import DISCARD_LIMIT, copy_file
 from wsgidaemon.gateway.environ import wire_cgi_environ
-from wsgidaemon.gateway.flow import ClientDisconnected
+from wsgidaemon.gateway.filewrapper import copy_file
 from wsgidaemon.gateway.input import PulledInput
-from wsgidaemon.gateway.link import Link, LinkBroken
+from wsgidaemon.gateway.link import DISCARD_LIMIT, Link, LinkBroken
+from wsgidaemon.gateway.response import ClientDisconnected
 from wsgidaemon.protocol import CLOSED, NEED_DATA
 from wsgidaemon.protocol.wire import (
     MAX_DATA,

@@ -1,8 +1,9 @@
 """One worker process: its threads, its event loop, and the requests it serves.
 
 Runs only in a child the master forked. Order of work: title, identity and environment
-(setup.py), load the preloaded scripts, start the thread pool, then accept from the inherited
-listening socket on a uvloop event loop. Exit codes tell the master why a worker stopped early.
+(setup.py), load the preloaded scripts, start the request threads, then accept from the
+inherited listening socket on a uvloop event loop, which hands each connection to the threads
+(`linkthreads.py`) and runs the timers. Exit codes tell the master why a worker stopped early.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,12 +27,12 @@ import uvloop
 from wsgidaemon.config import DaemonGroup
 from wsgidaemon.gateway import control
 from wsgidaemon.gateway.balance import should_accept, should_shed
-from wsgidaemon.gateway.channel import Channel
 from wsgidaemon.gateway.environ import AppContext, static_environ
 from wsgidaemon.gateway.errorlog import ErrorStream
 from wsgidaemon.gateway.exchange import Exchange
-from wsgidaemon.gateway.httpchannel import HTTPChannel
+from wsgidaemon.gateway.httpthreads import HTTPThreads
 from wsgidaemon.gateway.launch import WorkerSettings
+from wsgidaemon.gateway.linkthreads import LinkThreads, thread_id
 from wsgidaemon.gateway.loader import LoadedScript, ScriptLoadError, load_script
 from wsgidaemon.gateway.master import HANDLED_SIGNALS
 from wsgidaemon.gateway.response import ERROR_PAGE, Responder
@@ -40,7 +40,6 @@ from wsgidaemon.gateway.scoreboard import Row, Scoreboard, State
 from wsgidaemon.gateway.scripts import ScriptCache
 from wsgidaemon.gateway.setup import WorkerSetupError, prepare_worker
 from wsgidaemon.gateway.shimthreads import ShimThreads
-from wsgidaemon.gateway.threadpool import ThreadPool
 from wsgidaemon.gateway.title import set_title, worker_title
 from wsgidaemon.protocol import HTTPLimits
 from wsgidaemon.protocol.wire import DEFAULT_MAX_HEAD
@@ -97,17 +96,13 @@ class Worker:
             run_once=options.threads == 1 and options.maximum_requests == 1,
         )
         self.base_environ = static_environ(context)
-        # HTTP connections live on the event loop and hand requests to `pool`; connections
-        # from the Apache shim are served by the threads of `shim` themselves.
-        self.channels: set[Channel[Any]] = set()
-        self.channel_class: Callable[[Worker], Channel[Any]] = HTTPChannel
+        # Connections are served by the threads themselves: those of `shim` for the Apache
+        # shim's, or HTTP clients'. Both are `threads`, once started.
         self.wire = settings.wire
-        self.pool: ThreadPool | None = None
+        self.threads: LinkThreads[Any] | None = None
         self.shim: ShimThreads | None = None
         self.max_head = spec.max_head
         self.retry_attempts = 2 * options.processes + 1
-        # Accepted sockets whose channel does not exist yet (connect_accepted_socket is a task).
-        self.pending = 0
         self.accepting = False
         self.declined_since: float | None = None
         self.draining = False
@@ -128,15 +123,12 @@ class Worker:
 
     @property
     def connections(self) -> int:
-        shim = self.shim
-        return len(self.channels) + self.pending + (shim.connections if shim is not None else 0)
+        return self.threads.connections if self.threads is not None else 0
 
     @property
     def busy(self) -> int:
-        """Requests being served or waiting for a thread."""
-        if self.shim is not None:
-            return self.shim.busy
-        return self.pool.busy if self.pool is not None else 0
+        """Connections a thread is serving now."""
+        return self.threads.busy if self.threads is not None else 0
 
     # -- accepting ----------------------------------------------------------------------------
 
@@ -180,37 +172,9 @@ class Worker:
             self.stop_accepting()
             self.loop.call_later(0.1, self.start_accepting)
             return
-        sock.setblocking(False)
-        if self.shim is not None:
-            self.shim.add(sock, address)
-            self.publish()
-            return
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.pending += 1
+        assert self.threads is not None
+        self.threads.add(sock, address)
         self.publish()
-        self.loop.create_task(self._connect(sock))
-
-    async def _connect(self, sock: socket.socket) -> None:
-        try:
-            await self.loop.connect_accepted_socket(lambda: self.channel_class(self), sock)
-        except OSError as exc:
-            log.info("connection lost while being set up: %s", exc)
-            sock.close()
-        finally:
-            self.pending -= 1
-        if self.draining:
-            self.maybe_exit()
-
-    def channel_opened(self, channel: Channel[Any]) -> None:
-        self.channels.add(channel)
-        if self.draining:
-            channel.drain()
-        self.publish()
-
-    def channel_closed(self, channel: Channel[Any]) -> None:
-        self.channels.discard(channel)
-        self.connection_closed()
 
     def connection_closed(self) -> None:
         self.publish()
@@ -219,11 +183,6 @@ class Worker:
 
     # -- requests -------------------------------------------------------------------------------
 
-    def dispatch(self, exchange: Exchange) -> None:
-        self.last_activity = time.monotonic()
-        assert self.pool is not None
-        self.pool.submit(lambda: self.handle(exchange))
-
     def handle(self, exchange: Exchange) -> None:
         """Runs in a request thread."""
         daemon_start = time.time()
@@ -231,7 +190,7 @@ class Worker:
         environ.update(exchange.cgi_environ())
         environ["wsgi.input"] = exchange.input
         environ["wsgi.errors"] = ErrorStream(f"[client {exchange.client}] ")
-        environ["mod_wsgi.thread_id"] = ThreadPool.local.thread_id
+        environ["mod_wsgi.thread_id"] = thread_id()
         environ.setdefault("mod_wsgi.request_start", exchange.received_at)
         environ.setdefault("mod_wsgi.queue_start", exchange.received_at)
         environ["mod_wsgi.daemon_start"] = daemon_start
@@ -277,20 +236,15 @@ class Worker:
         with contextlib.suppress(OSError):
             exchange.emit((status, headers), body, True)
 
-    def request_finished(self) -> None:
-        """Loop thread: a response ended, completely or not."""
-        if self._count():
-            self._retire()
-
     def request_finished_threadsafe(self) -> None:
-        """The same from a request thread."""
+        """From a request thread: a response ended, completely or not."""
         if self._count():
             # From here at once rather than from the loop thread a moment later: the master
-            # hands the slot to the standby sooner, and each connection has its GOAWAY before
-            # the shim sends it another request, which would only come back as RETRY.
+            # hands the slot to the standby sooner, and each shim connection has its GOAWAY
+            # before the shim sends it another request, which would only come back as RETRY.
             control.send(self.spec.control, control.RETIRING)
-            if self.shim is not None:
-                self.shim.drain()
+            if self.threads is not None:
+                self.threads.drain()
             self.loop.call_soon_threadsafe(self._retire, False)
         elif self.completed % REBALANCE_EVERY == 0:
             self.rebalance()
@@ -382,10 +336,8 @@ class Worker:
     def tick(self) -> None:
         now = time.monotonic()
         self.publish()
-        for channel in list(self.channels):
-            channel.tick(now, self.settings.keep_alive_timeout)
-        if self.shim is not None:
-            self.shim.tick(now)
+        if self.threads is not None:
+            self.threads.tick(now)
         options = self.options
         if options.restart_interval and now - self.started >= options.restart_interval:
             self.request_replacement(f"restart interval of {options.restart_interval:g}s passed")
@@ -405,10 +357,8 @@ class Worker:
         self.draining = True
         self.stop_accepting()
         self.publish()
-        for channel in list(self.channels):
-            channel.drain()
-        if self.shim is not None:
-            self.shim.drain()
+        if self.threads is not None:
+            self.threads.drain()
         self.maybe_exit()
 
     def force_stop(self) -> None:
@@ -421,10 +371,8 @@ class Worker:
                 os.getpid(),
                 self.busy,
             )
-        for channel in list(self.channels):
-            channel.shut_down()
-        if self.shim is not None:
-            self.shim.shut_down()
+        if self.threads is not None:
+            self.threads.shut_down()
         self.loop.call_later(0.05, self.loop.stop)
 
     def maybe_exit(self) -> None:
@@ -471,10 +419,8 @@ class Worker:
         # be lost. So everything from unblocking on happens in the running loop.
         loop.call_soon(self.start)
         loop.run_forever()
-        if self.pool is not None:
-            self.pool.shutdown(timeout=0.1)
-        if self.shim is not None:
-            self.shim.shutdown(timeout=0.1)
+        if self.threads is not None:
+            self.threads.shutdown(timeout=0.1)
         return self.exit_code
 
     def start(self) -> None:
@@ -484,8 +430,9 @@ class Worker:
         stack_size = self.options.stack_size or None
         if self.wire:
             self.shim = ShimThreads(self, self.options.threads, stack_size=stack_size)
+            self.threads = self.shim
         else:
-            self.pool = ThreadPool(self.options.threads, stack_size=stack_size)
+            self.threads = HTTPThreads(self, self.options.threads, stack_size=stack_size)
         self.spec.control.setblocking(False)
         self.loop.add_reader(self.spec.control.fileno(), self.on_master_message)
         if self.number:
