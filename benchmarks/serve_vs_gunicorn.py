@@ -99,6 +99,22 @@ def start(setup: str, port: int, processes: int, threads: int) -> subprocess.Pop
     return proc
 
 
+def cpu_seconds(session: int) -> float:
+    """User and system CPU of every process in a server's session (master and workers)."""
+    ticks = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[3]) == session:  # the session id
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     try:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -168,7 +184,10 @@ def main() -> int:
                 wrk(ports[setup], workload, args.connections, 1)
             for _ in range(args.rounds):
                 for setup in setups:
+                    before = cpu_seconds(procs[setup].pid)
                     run = wrk(ports[setup], workload, args.connections, args.duration)
+                    used = cpu_seconds(procs[setup].pid) - before
+                    run["cpu_us"] = used / (run["rps"] * round(args.duration)) * 1e6
                     results.setdefault((setup, workload.name), []).append(run)
     finally:
         for proc in procs.values():
@@ -177,8 +196,11 @@ def main() -> int:
         f"\n{args.processes} processes x {args.threads} threads, {args.connections} connections,"
         f" {args.rounds} rounds of {args.duration:g}s, medians\n"
     )
-    print("| workload | setup | req/s | p50 ms | p99 ms | non-2xx | ratio to gunicorn |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print(
+        "| workload | setup | req/s | p50 ms | p99 ms | non-2xx | CPU µs/req | ratio to gunicorn |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    per_round = []
     for workload in WORKLOADS:
         ratios = [
             a["rps"] / b["rps"]
@@ -195,8 +217,11 @@ def main() -> int:
                 f"| {workload.name} | {setup} | {statistics.median(r['rps'] for r in runs):,.0f} "
                 f"| {statistics.median(r['p50_ms'] for r in runs):.2f} "
                 f"| {statistics.median(r['p99_ms'] for r in runs):.2f} "
-                f"| {sum(r['errors'] for r in runs):.0f} | {ratio:.2f}x |"
+                f"| {sum(r['errors'] for r in runs):.0f} "
+                f"| {statistics.median(r['cpu_us'] for r in runs):.0f} | {ratio:.2f}x |"
             )
+        per_round.append(f"{workload.name}: " + " ".join(f"{r:.2f}" for r in ratios))
+    print("\nratios to gunicorn per round (same-round pairs):\n" + "\n".join(per_round))
     return 0
 
 
