@@ -6,7 +6,25 @@ import http.client
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+
+def all_at_once(count: int, call: Callable[[], bytes], timeout: float = 30.0) -> list[bytes]:
+    """`call()` from `count` threads at once; what they returned (every thread must end
+    within `timeout`)."""
+    answers: list[bytes] = []
+
+    def run() -> None:
+        answers.append(call())
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
+    assert not any(thread.is_alive() for thread in threads)
+    return answers
 
 
 @dataclass

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +22,7 @@ from tests.functional.front import (
     read_response,
     read_until_closed,
 )
+from tests.functional.load import all_at_once
 
 launch = launcher_fixture(kinds=DIRECT_ONLY)
 
@@ -94,17 +94,7 @@ def test_a_blocking_application_gets_every_thread_at_once(launch: Callable[..., 
     """Idle threads park while another waits for requests, but six requests that each block
     until all six are inside the application still run at once on six threads."""
     front = launch("shim.wsgi", "--processes", "1", "--threads", "6")
-    answers: list[bytes] = []
-
-    def run() -> None:
-        answers.append(front.request("GET", "/together", timeout=30).body)
-
-    requests = [threading.Thread(target=run) for _ in range(6)]
-    for thread in requests:
-        thread.start()
-    for thread in requests:
-        thread.join(timeout=30)
-    assert not any(thread.is_alive() for thread in requests)
+    answers = all_at_once(6, lambda: front.request("GET", "/together", timeout=30).body)
     assert sorted(answers) == sorted(b"together %d" % index for index in range(6))
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.functional.daemon import APPS, Daemon, start_daemon, wait_for
+from tests.functional.load import all_at_once
 from tests.functional.shimclient import ShimClient, base_environ
 from wsgidaemon.protocol.wire import (
     HEADER,
@@ -385,22 +386,15 @@ def test_a_blocking_application_gets_every_thread_at_once(
     until all six are inside the application still run at once on six threads: threads are
     unparked when requests wait while the application holds up every thread."""
     daemon = shim_daemon("--processes", "1", "--threads", "6")
-    answers: list[bytes] = []
 
-    def run() -> None:
+    def run() -> bytes:
         shim = client(daemon)
         try:
-            response = shim.request(base_environ("/together"))
-            answers.append(response.body)
+            return shim.request(base_environ("/together")).body
         finally:
             shim.close()
 
-    requests = [threading.Thread(target=run) for _ in range(6)]
-    for thread in requests:
-        thread.start()
-    for thread in requests:
-        thread.join(timeout=30)
-    assert not any(thread.is_alive() for thread in requests)
+    answers = all_at_once(6, run)
     assert sorted(answers) == sorted(b"together %d" % index for index in range(6))
 
 
