@@ -67,6 +67,7 @@ class ScriptCache:
         script = self._scripts.get(path)
         if script is None:
             return None
+        mtime = script.mtime  # what Apache's matching report says the file still has
         if reported_us is None or reported_us != script.mtime_us:
             try:
                 mtime = os.stat(path).st_mtime
