@@ -96,11 +96,10 @@ class Worker:
             run_once=options.threads == 1 and options.maximum_requests == 1,
         )
         self.base_environ = static_environ(context)
-        # Connections are served by the threads themselves: those of `shim` for the Apache
-        # shim's, or HTTP clients'. Both are `threads`, once started.
+        # Connections are served by the request threads themselves, once started:
+        # ShimThreads for the Apache shim's, HTTPThreads for HTTP clients'.
         self.wire = settings.wire
         self.threads: LinkThreads[Any] | None = None
-        self.shim: ShimThreads | None = None
         self.max_head = spec.max_head
         self.retry_attempts = 2 * options.processes + 1
         self.accepting = False
@@ -124,6 +123,12 @@ class Worker:
     @property
     def connections(self) -> int:
         return self.threads.connections if self.threads is not None else 0
+
+    @property
+    def shim(self) -> ShimThreads | None:
+        """The threads, when they serve the Apache shim."""
+        threads = self.threads
+        return threads if isinstance(threads, ShimThreads) else None
 
     @property
     def busy(self) -> int:
@@ -245,7 +250,7 @@ class Worker:
             control.send(self.spec.control, control.RETIRING)
             if self.threads is not None:
                 self.threads.drain()
-            self.loop.call_soon_threadsafe(self._retire, False)
+            self.loop.call_soon_threadsafe(self._retire)
         elif self.completed % REBALANCE_EVERY == 0:
             self.rebalance()
 
@@ -267,21 +272,15 @@ class Worker:
                 return True
         return False
 
-    def _retire(self, tell_master: bool = True) -> None:
-        # A request thread that reached the limit has told the master itself, and the
-        # master's DRAIN may have come first: the log still says why.
-        if self.draining and tell_master:
-            return
+    def _retire(self) -> None:
+        """Loop thread, after a request thread reached the limit and told the master (whose
+        DRAIN may have come first: the log still says why)."""
         log.info(
             "worker %d (pid %d) reached maximum requests of %d; finishing and exiting",
             self.number,
             os.getpid(),
             self.request_limit,
         )
-        # The master first: the sooner the standby accepts, the fewer of the connections
-        # told to go here reconnect to the other workers (balance.py).
-        if tell_master:
-            control.send(self.spec.control, control.RETIRING)
         self.drain()
 
     def script_changed(self, script: str, reported_us: int | None = None) -> float | None:
@@ -429,8 +428,7 @@ class Worker:
         # starts from them) have the signals unblocked too.
         stack_size = self.options.stack_size or None
         if self.wire:
-            self.shim = ShimThreads(self, self.options.threads, stack_size=stack_size)
-            self.threads = self.shim
+            self.threads = ShimThreads(self, self.options.threads, stack_size=stack_size)
         else:
             self.threads = HTTPThreads(self, self.options.threads, stack_size=stack_size)
         self.spec.control.setblocking(False)
