@@ -340,6 +340,13 @@ class Apache(Server):
             "KeepAlive On",
             "MaxKeepAliveRequests 100",
             "KeepAliveTimeout 5",
+            # Without it Apache looks for an .htaccess file in every directory above the
+            # script for each request, which the proxied setups never do.
+            "<Directory />",
+            "    Options FollowSymLinks",
+            "    AllowOverride None",
+            "    Require all denied",
+            "</Directory>",
             "# Debian's mods-available/mpm_event.conf",
             "StartServers 2",
             "MinSpareThreads 25",
