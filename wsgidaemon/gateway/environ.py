@@ -186,6 +186,12 @@ _FILESYSTEM_KEYS = frozenset({"SCRIPT_FILENAME", "DOCUMENT_ROOT", "CONTEXT_DOCUM
 _MICROSECOND_KEYS = ("mod_wsgi.request_start", "mod_wsgi.queue_start")
 
 
+@functools.lru_cache(maxsize=8)
+def apache_version(text: str) -> tuple[int, ...]:
+    """"2.4.62" -> (2, 4, 62); cached, as every request from one Apache carries the same text."""
+    return tuple(int(part) for part in text.split(".") if part.isdigit())
+
+
 def wire_cgi_environ(text: dict[str, str]) -> dict[str, Any]:
     """The environ part Apache computed, from the shim's REQUEST_HEAD as latin-1 text
     (`WireRequestHead.text()`, docs/wire-protocol.md); `text` itself becomes the environ."""
@@ -209,9 +215,7 @@ def wire_cgi_environ(text: dict[str, str]) -> dict[str, Any]:
     environ["wsgi.url_scheme"] = "https" if https.lower() in ("on", "1") else "http"
     version = environ.pop("mod_wsgi.apache_version", None)
     if version:
-        environ["apache.version"] = tuple(
-            int(part) for part in version.split(".") if part.isdigit()
-        )
+        environ["apache.version"] = apache_version(version)
     # Carriers for the daemon, hidden from the application as mod_wsgi 6 hides its x- keys.
     environ.pop("mod_wsgi.script_reloading", None)
     environ.pop("mod_wsgi.script_mtime", None)
