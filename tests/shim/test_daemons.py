@@ -3,9 +3,10 @@ real Apache with a stand-in for the Python side.
 
 `WSGIPythonHome` points at a directory whose bin/python is STAND_IN below: run as `-m
 wsgidaemon group ...` it records how it was started (argv, descriptors, working directory,
-parent) and what happens to it (end of file on --parent-fd, SIGTERM, SIGUSR2) as JSON lines,
-and otherwise only waits. So these tests see exactly what the module does (the command line,
-the pipe, restarts, takeovers, stopping) whatever the real daemon does; serving requests
+parent) and what happens to it (messages and end of file on --parent-fd, SIGTERM, SIGUSR2) as
+JSON lines, and otherwise only waits. So these tests see exactly what the module does (the
+command line, the socket pair, the error log handed over, restarts, takeovers, stopping)
+whatever the real daemon does; serving requests
 through Apache-started groups with the real daemon is tests/apache/test_managed_*.py's job.
 Where a request must reach a group, tests/apache/fakedaemon.py listens on the group's socket.
 """
@@ -16,7 +17,9 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -34,7 +37,7 @@ wsgidaemon_module = apache_fixtures.wsgidaemon_module
 
 STAND_IN = """\
 #!{python}
-import json, os, shlex, signal, sys, time
+import json, os, shlex, signal, socket, sys, time
 LOG = {log!r}
 
 def record(event, **fields):
@@ -76,8 +79,17 @@ if "takeover-pid" in options:
     os.kill(int(options["takeover-pid"][0]), signal.SIGUSR2)
 if name.startswith("crash"):
     sys.exit(3)
-while os.read(int(options["parent-fd"][0]), 1):
-    pass
+link = socket.socket(fileno=int(options["parent-fd"][0]))
+while True:
+    message, fds, _, _ = socket.recv_fds(link, 4096, 4)
+    if not message:
+        break
+    targets = [os.readlink("/proc/self/fd/%d" % fd) for fd in fds]
+    inodes = [os.fstat(fd).st_ino for fd in fds]
+    record("message", group=name, message=message.decode(), type=link.type.name, fds=targets,
+           inodes=inodes)
+    for fd in fds:
+        os.close(fd)
 record("eof", group=name)
 """
 
@@ -150,8 +162,8 @@ def fnv1a(text: str) -> int:
     return value
 
 
-def pipe_holders(inode: str) -> dict[int, list[int]]:
-    """pid -> its descriptors open on the pipe `inode` ("pipe:[N]")."""
+def holders(inode: str) -> dict[int, list[int]]:
+    """pid -> its descriptors open on `inode` ("socket:[N]")."""
     found: dict[int, list[int]] = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         with contextlib.suppress(OSError):
@@ -160,6 +172,21 @@ def pipe_holders(inode: str) -> dict[int, list[int]]:
                     if os.readlink(f"/proc/{pid}/fd/{fd}") == inode:
                         found.setdefault(int(pid), []).append(int(fd))
     return found
+
+
+def socket_peer(inode: str) -> str:
+    """The other end of the connected Unix socket `inode` ("socket:[N]"), from `ss`: the
+    kernel tells peers only through its socket diagnostics."""
+    ss = shutil.which("ss")
+    if ss is None:
+        pytest.fail("ss (Debian: apt-get install iproute2) is needed to find a socket's peer")
+    listed = subprocess.run([ss, "-xaH"], capture_output=True, text=True, check=True).stdout
+    number = inode.removeprefix("socket:[").removesuffix("]")
+    for line in listed.splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and fields[-3] == number:
+            return f"socket:[{fields[-1]}]"
+    raise AssertionError(f"{inode} is not among the Unix sockets ss lists")
 
 
 # -- the command line and what the master inherits ---------------------------------------------
@@ -210,19 +237,20 @@ def test_the_master_is_started_as_the_contract_says(bench: Bench) -> None:
     fds = {int(fd): target for fd, target in started["fds"].items()}
     assert fds[0] == "/dev/null"
     assert fds[1] == fds[2] == str(apache.error_log_path)
-    assert fds[3].startswith("pipe:[")
+    assert fds[3].startswith("socket:[")
     # Nothing else of Apache's (listeners, logs, other pipes) is inherited; the stand-in's
     # own interpreter may hold one more descriptor while it lists them.
     assert len(set(fds) - {0, 1, 2, 3}) <= 1, fds
 
 
-def test_only_the_apache_parent_holds_the_parent_pipe(bench: Bench) -> None:
+def test_only_the_apache_parent_holds_the_other_end_of_the_parent_socket(bench: Bench) -> None:
     apache = bench.start("WSGIDaemonProcess one", "WSGIDaemonProcess two")
     starts = {e["group"]: e for e in bench.wait("start", count=2)}
     for name, started in starts.items():
-        holders = pipe_holders(started["fds"]["3"])
-        assert set(holders) == {apache.pid, started["pid"]}, (name, holders)
-        assert holders[started["pid"]] == [3]
+        own = started["fds"]["3"]
+        assert holders(own) == {started["pid"]: [3]}, (name, holders(own))
+        apache_end = holders(socket_peer(own))
+        assert set(apache_end) == {apache.pid}, (name, apache_end)
     # Apache killed outright: each master reads end of file.
     assert apache.proc is not None
     apache.proc.send_signal(signal.SIGKILL)
@@ -314,6 +342,36 @@ def test_restarts_keep_replace_and_stop_masters_and_apache_stop_ends_them(bench:
     apache.proc.wait(10)
     stopped = {e["pid"] for e in bench.wait("SIGTERM", count=3)}
     assert {first["kept"], new["pid"]} <= stopped
+
+
+def test_each_restart_hands_the_running_masters_the_error_log_it_opened(bench: Bench) -> None:
+    """logrotate renames error.log and reloads Apache, which opens error.log anew: a master
+    kept across the restart is sent the new log's descriptor on --parent-fd (the message
+    "log"); a master the restart starts has it as stdout and stderr, and is sent nothing."""
+    apache = bench.start("WSGIDaemonProcess kept", "WSGIDaemonProcess changed threads=2")
+    first = {e["group"]: e["pid"] for e in bench.wait("start", count=2)}
+    assert not bench.events("message")
+    apache.directives[-1] = "WSGIDaemonProcess changed threads=3"
+    inodes = []
+    for rotation in (1, 2):  # the first restart also replaces 'changed', the second keeps it
+        os.rename(apache.error_log_path, f"{apache.error_log_path}.{rotation}")
+        apache.restart(graceful=True, settle=False)
+        inodes.append(os.stat(apache.error_log_path).st_ino)
+        handed = bench.wait("message", "kept", count=rotation)[-1]
+        assert handed["pid"] == first["kept"]
+        assert (handed["message"], handed["type"]) == ("log", "SOCK_SEQPACKET")
+        assert (handed["fds"], handed["inodes"]) == ([str(apache.error_log_path)], inodes[-1:])
+        if rotation == 1:
+            (_, new) = bench.wait("start", "changed", count=2)
+            assert new["fds"]["2"] == str(apache.error_log_path)
+    # Its first message is the second restart's (each master reads its messages in order).
+    new_messages = wait_for(
+        lambda: [e for e in bench.events("message", "changed") if e["pid"] == new["pid"]],
+        EVENT_TIMEOUT,
+        f"the log handed to the new master of 'changed'\n{bench.events()}",
+    )
+    assert [e["inodes"] for e in new_messages] == [inodes[1:]]
+    assert len(bench.events("message", "kept")) == 2
 
 
 # -- requests to Apache-started groups ---------------------------------------------------------

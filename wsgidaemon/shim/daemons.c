@@ -17,8 +17,14 @@
  * A registration holds a pointer to a function of this module, which Apache unloads and loads
  * again with every generation, so registrations live in the generation's pool (pconf) and are
  * made again by each generation; only the records outlive it. When Apache exits every master
- * gets SIGTERM; if Apache is killed outright, the masters read end of file on the pipe whose
- * write end only the Apache parent holds (--parent-fd).
+ * gets SIGTERM; if Apache is killed outright, the masters read end of file on the socket pair
+ * whose other end only the Apache parent holds (--parent-fd).
+ *
+ * Logs. A master's stdout and stderr are the main error log, and its workers inherit them. A
+ * restart opens the log again (logrotate renames error.log, then reloads Apache), so every
+ * restart hands each running master this generation's log descriptor over its --parent-fd
+ * socket (SCM_RIGHTS); the master takes it and passes it on to its workers. A path would not
+ * do: the workers run as another user, who cannot open Apache's log.
  */
 #include "httpd.h"
 #include "http_config.h"
@@ -40,6 +46,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -76,10 +83,11 @@ struct master {                       /* one master process; outlives the genera
     master *next;
     apr_pool_t *pool;                 /* the record's own, under the process pool */
     const char *name, **argv;         /* group; command line as wd_group.argv */
-    int argc, parent_fd;              /* parent_fd: write end of its --parent-fd pipe, or -1 */
+    int argc, parent_fd;              /* parent_fd: our end of its --parent-fd socket, or -1 */
     apr_proc_t proc;                  /* pid 0 while not running */
     apr_time_t started;
     int delay, retired, seen;         /* retired: replaced or removed, never started again */
+    int log_gen;                      /* the generation whose error log the master writes to */
     pid_t takeover;                   /* the master it replaces (--takeover-pid), or 0 */
 };
 
@@ -537,14 +545,24 @@ static master *retired_master(pid_t pid)
     return NULL;
 }
 
+/* The main error log of this generation: ErrorLog's file, or the pipe to its logger with
+ * ErrorLog "|...". Apache's own stderr when there is no descriptor (ErrorLog syslog, where
+ * Apache points its stderr to /dev/null): what a master started now gets, a kept one too. */
+static int error_log_fd(void)
+{
+    apr_os_file_t os;
+    if (ap_server_conf->error_log && !apr_os_file_get(&os, ap_server_conf->error_log))
+        return os;
+    return 2;
+}
+
 /* Fork and exec m's master: stdin /dev/null, stdout and stderr on the main error log, and
- * descriptor 3 the read end of a new pipe whose write end only we keep (--parent-fd 3). */
+ * descriptor 3 one end of a new socket pair whose other end only we keep (--parent-fd 3). */
 static int start_master(master *m)
 {
     const char *argv[m->argc + 7];
     char delay[16], takeover[32];
-    int n = m->argc, pipe_fds[2] = {-1, -1}, devnull = -1, log_fd = 2, rv;
-    apr_os_file_t os;
+    int n = m->argc, pair[2] = {-1, -1}, devnull = -1, log_fd = error_log_fd(), rv;
     pid_t child = -1;
     memcpy(argv, m->argv, n * sizeof *argv);
     argv[n++] = "--parent-fd", argv[n++] = "3";
@@ -557,24 +575,48 @@ static int start_master(master *m)
         snprintf(takeover, sizeof takeover, "%ld", (long)m->takeover),
         argv[n++] = "--takeover-pid", argv[n++] = takeover;
     argv[n] = NULL;
-    if (ap_server_conf->error_log && !apr_os_file_get(&os, ap_server_conf->error_log))
-        log_fd = os;
-    if (pipe2(pipe_fds, O_CLOEXEC) || (devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0 ||
-        (child = fork()) < 0) {
+    /* SOCK_SEQPACKET: each log hand-over is one message, and closing our end is end of file */
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) ||
+        (devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0 || (child = fork()) < 0) {
         rv = errno;
         ap_log_error(APLOG_MARK, APLOG_ALERT, rv, ap_server_conf, PREFIX "cannot start the "
                      "master of daemon group '%s'", m->name);
-        close(pipe_fds[0]), close(pipe_fds[1]), close(devnull);  /* those that are open */
+        close(pair[0]), close(pair[1]), close(devnull);  /* those that are open */
         return rv;
     }
     if (!child)
-        exec_child(argv, devnull, log_fd, log_fd, pipe_fds[0]);
-    close(pipe_fds[0]), close(devnull);
-    m->proc.pid = child, m->parent_fd = pipe_fds[1], m->started = apr_time_now();
+        exec_child(argv, devnull, log_fd, log_fd, pair[0]);
+    close(pair[0]), close(devnull);
+    m->proc.pid = child, m->parent_fd = pair[1], m->started = apr_time_now();
+    m->log_gen = ap_state_query(AP_SQ_CONFIG_GEN);
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, ap_server_conf, PREFIX "daemon group '%s': started "
                  "its master (pid %ld)%s%s", m->name, (long)child, m->delay ? ", delayed by "
                  "--start-delay " : "", m->delay ? delay : "");
     return OK;
+}
+
+/* Hand m's running master this generation's error log: the message "log" with the descriptor
+ * (SCM_RIGHTS) on its --parent-fd socket. Never blocks: a master that has not read the
+ * previous ones writes on to the log it has, and is offered the log again next restart. */
+static void send_log(master *m)
+{
+    union { struct cmsghdr align; char buf[CMSG_SPACE(sizeof(int))]; } ctl;
+    struct iovec iov = {"log", 3};
+    struct msghdr msg = {0};
+    struct cmsghdr *c;
+    int fd = error_log_fd();
+    memset(&ctl, 0, sizeof ctl);
+    msg.msg_iov = &iov, msg.msg_iovlen = 1;
+    msg.msg_control = ctl.buf, msg.msg_controllen = sizeof ctl.buf;
+    c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET, c->cmsg_type = SCM_RIGHTS, c->cmsg_len = CMSG_LEN(sizeof fd);
+    memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    if (sendmsg(m->parent_fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, errno, ap_server_conf, PREFIX "daemon group "
+                     "'%s': cannot hand its master (pid %ld) the reopened error log; it writes "
+                     "on to the previous one", m->name, (long)m->proc.pid);
+    else
+        m->log_gen = ap_state_query(AP_SQ_CONFIG_GEN);
 }
 
 /* Forget a master that is gone. */
@@ -688,8 +730,9 @@ static void stop_retired(const char *name)
 
 /* Make the masters match this generation's groups: keep those whose command line is the same,
  * start new ones, replace changed ones (--takeover-pid), stop removed ones; then watch every
- * running master. On a restart a new or changed group is checked first, and one that fails
- * the check keeps its running master. */
+ * running master and hand this generation's error log to those started before it (retired
+ * ones too: they still log while they finish). On a restart a new or changed group is
+ * checked first, and one that fails the check keeps its running master. */
 static void reconcile(apr_pool_t *ptemp, server_rec *main, int restarting)
 {
     master *m, *old, *next;
@@ -739,6 +782,8 @@ static void reconcile(apr_pool_t *ptemp, server_rec *main, int restarting)
             if (m->proc.pid)
                 kill(m->proc.pid, SIGTERM);
         }
+        if (m->proc.pid && m->log_gen != ap_state_query(AP_SQ_CONFIG_GEN))
+            send_log(m);
         if (m->proc.pid)
             watch(m);
         else if (m->retired)
@@ -813,7 +858,7 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
     return OK;
 }
 
-/* Apache's children must not hold the masters' pipes open, or the masters would not see
+/* Apache's children must not hold the masters' sockets open, or the masters would not see
  * Apache go. */
 static void child_init(apr_pool_t *p, server_rec *s)
 {
@@ -824,7 +869,7 @@ static void child_init(apr_pool_t *p, server_rec *s)
 }
 
 /* Start masters last, after modules that fork helpers of their own (mod_cgid's daemon) on a
- * first start, so those do not inherit the pipes either. */
+ * first start, so those do not inherit the sockets either. */
 void wd_register_daemon_hooks(apr_pool_t *p)
 {
     ap_hook_pre_config(pre_config, NULL, NULL, APR_HOOK_MIDDLE);
