@@ -7,11 +7,14 @@ import grp
 import json
 import os
 import pwd
+import signal
+import socket
 import stat
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -158,6 +161,114 @@ def test_end_of_file_on_parent_fd_stops_master_and_workers(groups: Groups) -> No
     wait_for(lambda: not any(alive(pid) for pid in workers), 5, "the workers to exit")
     assert "end of file on the parent fd" in group.log()
     assert not os.path.exists(group.socket_path)
+
+
+MARKER = """\
+import os, sys, time
+
+def application(environ, start_response):
+    marker = environ["QUERY_STRING"]
+    environ["wsgi.errors"].write(marker + " to wsgi.errors\\n")
+    print(marker + " printed", flush=True)
+    time.sleep(0.2)  # long enough that two requests at once go to both workers
+    body = str(os.getpid()).encode()
+    start_response("200 OK", [("Content-Length", str(len(body)))])
+    return [body]
+"""
+
+
+def test_an_error_log_handed_over_on_the_parent_fd_is_used_by_master_and_workers(
+    groups: Groups, tmp_path: Path
+) -> None:
+    """What the module does after logrotate renamed error.log and Apache reopened it: "log"
+    with the new file's descriptor on --parent-fd. The master and both running workers write
+    to it from then on (wsgi.errors, print(), the daemon's own lines), without a worker being
+    replaced, and so does a worker started later. When root, the workers run as nobody, who
+    could not open the log file (0600, root's) by its path."""
+    script = groups.script("marker.wsgi", MARKER)
+    apache_end, master_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    identity: list[str] = []
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam("nobody")
+        nogroup = grp.getgrgid(nobody.pw_gid).gr_name
+        identity = ["--apache-user", "nobody", "--apache-group", nogroup]
+    try:
+        group = groups.start(
+            "site processes=2 threads=1",
+            "--parent-fd",
+            str(master_end.fileno()),
+            *identity,
+            pass_fds=[master_end.fileno()],
+            wait_ready=2,
+        )
+    finally:
+        master_end.close()
+    try:
+        workers = sorted(group.worker_pids())
+        assert len(workers) == 2
+        new_log = tmp_path / "error.log"
+        fd = os.open(new_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            socket.send_fds(apache_end, [b"log"], [fd])
+        finally:
+            os.close(fd)
+
+        def new_lines() -> str:
+            return new_log.read_text(errors="replace")
+
+        wait_for(
+            lambda: "the master and its 2 worker process(es) write to the new one" in new_lines(),
+            10,
+            f"the master's switch to the new log\n{group.log()}",
+        )
+        markers: dict[str, int] = {}  # marker -> the pid that served it
+
+        def ask_twice() -> None:
+            names = [f"marker-{len(markers)}-{i}-{time.monotonic_ns()}" for i in range(2)]
+            with ThreadPoolExecutor(2) as pool:
+                answers = pool.map(
+                    lambda name: request(
+                        group.socket_path, script_environ(script, QUERY_STRING=name)
+                    ),
+                    names,
+                )
+                for name, answer in zip(names, answers, strict=True):
+                    assert answer.head is not None and answer.head.status == 200, answer
+                    markers[name] = int(answer.body)
+
+        wait_for(
+            lambda: ask_twice() or set(workers) <= set(markers.values()),
+            20,
+            f"requests served by both workers {workers}: {markers}",
+        )
+        assert sorted(group.worker_pids()) == workers  # no worker was replaced
+
+        # A worker started after the hand-over inherits the new log from the master.
+        os.kill(workers[0], signal.SIGKILL)
+        wait_for(
+            lambda: len(set(group.worker_pids()) - set(workers)) == 1,
+            15,
+            f"a worker replacing {workers[0]}\n{new_lines()}",
+        )
+        (replacement,) = set(group.worker_pids()) - set(workers)
+        wait_for(
+            lambda: f"(pid {replacement}) accepting requests" in new_lines(),
+            15,
+            f"worker {replacement} logging that it accepts, in the new log\n{new_lines()}",
+        )
+        wait_for(
+            lambda: ask_twice() or replacement in markers.values(),
+            20,
+            f"a request served by the new worker {replacement}: {markers}",
+        )
+        old_lines, lines = group.log(), new_lines()
+        for name in markers:
+            assert f"{name} to wsgi.errors" in lines and f"{name} printed" in lines, lines
+            assert name not in old_lines, old_lines
+        assert f"(pid {workers[0]}) was killed by SIGKILL" in lines  # the master's own line
+    finally:
+        apache_end.close()  # Apache is gone: the group stops
+    assert group.proc.wait(15) == 0
 
 
 def test_start_delay_waits_and_gives_up_when_apache_goes(groups: Groups) -> None:

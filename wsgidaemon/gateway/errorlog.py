@@ -6,8 +6,10 @@ application writes can be tied to the request that wrote it.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
+import os
 import sys
 from typing import Any
 
@@ -22,6 +24,34 @@ def configure_logging(level: str = "info") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
+
+
+def _file_of(fd: int) -> tuple[int, int] | None:
+    try:
+        info = os.fstat(fd)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def adopt_log(fd: int) -> bool:
+    """Make `fd` (the error log Apache opened again on a restart, handed over by the Apache
+    module or the master) this process's stdout and stderr, then close it: everything written
+    to either, by the daemon's logging, wsgi.errors or an application's print(), goes there
+    from now on. False, and nothing changed, when it is the file they are on already (a
+    restart with no rotation opens the same file again)."""
+    try:
+        if _file_of(fd) == _file_of(2):
+            return False
+        for stream in (sys.stdout, sys.stderr):
+            # What is still buffered belongs with the lines before it, in the old log.
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        return True
+    finally:
+        os.close(fd)
 
 
 class ErrorLog(io.RawIOBase):

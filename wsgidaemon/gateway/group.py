@@ -26,10 +26,11 @@ from wsgidaemon.config import (
     read_daemon_process,
 )
 from wsgidaemon.gateway.access import first_unreadable, interpreter_paths, python_path_entries
-from wsgidaemon.gateway.errorlog import configure_logging
+from wsgidaemon.gateway.errorlog import adopt_log, configure_logging
 from wsgidaemon.gateway.launch import WorkerSettings, build_master, describe_group
 from wsgidaemon.gateway.listener import ListenerError, SocketFile
 from wsgidaemon.gateway.master import Master
+from wsgidaemon.gateway.parent import ParentLink
 from wsgidaemon.gateway.setup import WorkerSetupError, resolve_group, resolve_user
 from wsgidaemon.gateway.title import master_title
 
@@ -93,8 +94,9 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:  # type: ign
         "--parent-fd",
         type=int,
         metavar="N",
-        help="an inherited file descriptor (read end of a pipe Apache holds); end of file "
-        "on it stops the group",
+        help="an inherited file descriptor: one end of a Unix socket pair whose other end "
+        "Apache holds (or the read end of a pipe); end of file on it stops the group, and an "
+        "error log Apache sends on it becomes the group's stdout and stderr",
     )
     parser.add_argument(
         "--start-delay",
@@ -125,13 +127,14 @@ def run(args: argparse.Namespace) -> int:
     if args.check:
         return check(args)
     configure_logging(args.log_level)
+    parent: ParentLink | None = None
     if args.parent_fd is not None:
         try:
-            os.fstat(args.parent_fd)
+            parent = ParentLink(args.parent_fd)
         except OSError:
             log.error("--parent-fd %d is not an open file descriptor", args.parent_fd)
             return EXIT_USAGE
-    if args.start_delay > 0 and not wait_start_delay(args.start_delay, args.parent_fd):
+    if args.start_delay > 0 and not wait_start_delay(args.start_delay, parent):
         log.info("Apache went away during --start-delay; not starting")
         return EXIT_OK
     if not args.socket:
@@ -145,10 +148,12 @@ def run(args: argparse.Namespace) -> int:
             log.error("%s", error)
         return EXIT_FAILED
     group = with_apache_identity(parsed.group, args.apache_user, args.apache_group)
-    return serve_group(group, args)
+    return serve_group(group, args, parent)
 
 
-def serve_group(group: DaemonGroup, args: argparse.Namespace) -> int:
+def serve_group(
+    group: DaemonGroup, args: argparse.Namespace, parent: ParentLink | None = None
+) -> int:
     path = os.path.abspath(args.socket)
     takeover: int | None = args.takeover_pid
     bind_path = path + ".new" if takeover else path
@@ -183,7 +188,7 @@ def serve_group(group: DaemonGroup, args: argparse.Namespace) -> int:
         socket_file.sock,
         settings,
         on_exit=socket_file.close,
-        parent_fd=args.parent_fd,
+        parent=parent,
         on_first_ready=take_over if takeover else None,
     )
     how = f" (taking over from pid {takeover} once a worker accepts)" if takeover else ""
@@ -244,25 +249,26 @@ def signal_previous_master(pid: int, name: str) -> None:
         log.error("cannot signal the previous master (pid %d): %s", pid, exc)
 
 
-def wait_start_delay(seconds: float, parent_fd: int | None) -> bool:
-    """Sleep `seconds`; False if end of file on the parent fd came first (Apache is gone)."""
+def wait_start_delay(seconds: float, parent: ParentLink | None) -> bool:
+    """Sleep `seconds`; False if end of file on the parent link came first (Apache is gone).
+    An error log Apache hands over meanwhile (it restarted) is taken at once."""
     deadline = time.monotonic() + seconds
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return True
-        if parent_fd is None:
+        if parent is None:
             time.sleep(remaining)
             continue
-        readable, _, _ = select.select([parent_fd], [], [], remaining)
+        readable, _, _ = select.select([parent], [], [], remaining)
         if readable:
             try:
-                data = os.read(parent_fd, 4096)
+                gone, log_fd = parent.receive()
             except BlockingIOError:
                 continue
-            except OSError:
-                return False
-            if not data:
+            if log_fd is not None:
+                adopt_log(log_fd)
+            if gone:
                 return False
 
 

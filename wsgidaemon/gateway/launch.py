@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from wsgidaemon.config import DaemonGroup
 from wsgidaemon.gateway.arenas import limit_malloc_arenas
 from wsgidaemon.gateway.master import Master
+from wsgidaemon.gateway.parent import ParentLink
 from wsgidaemon.gateway.scoreboard import Scoreboard
 
 
@@ -72,7 +73,7 @@ def build_master(
     settings: WorkerSettings,
     *,
     on_exit: Callable[[], None] | None = None,
-    parent_fd: int | None = None,
+    parent: ParentLink | None = None,
     on_first_ready: Callable[[], None] | None = None,
 ) -> Master:
     scoreboard = scoreboard_for(group)
@@ -102,6 +103,6 @@ def build_master(
         run_worker,
         scoreboard,
         on_exit=on_exit,
-        parent_fd=parent_fd,
+        parent=parent,
         on_first_ready=on_first_ready,
     )

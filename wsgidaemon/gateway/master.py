@@ -20,7 +20,9 @@ Rules:
   the workers go on accepting for HANDOVER_GRACE seconds, which empties the listen backlog of
   connections made before the takeover, then drain within graceful-timeout and the master
   exits. The socket file is left alone (its path is the new master's now).
-- With a parent fd (Apache's end of a pipe), end of file on it stops the group as SIGTERM.
+- With a parent link (--parent-fd, parent.py), end of file on it stops the group as SIGTERM,
+  and the error log Apache hands over on it after a restart becomes the master's stdout and
+  stderr and is passed on to every worker (forked ones inherit it): no worker is replaced.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from collections.abc import Callable
 
 from wsgidaemon.config import DaemonGroup
 from wsgidaemon.gateway import control
+from wsgidaemon.gateway.errorlog import adopt_log
+from wsgidaemon.gateway.parent import ParentLink
 from wsgidaemon.gateway.processes import Slot, WorkerProcess, backoff, describe_status
 from wsgidaemon.gateway.scoreboard import Scoreboard
 from wsgidaemon.gateway.title import master_title, set_title
@@ -59,7 +63,7 @@ HANDLED_SIGNALS = (
 )
 # After SIGUSR2, how long the workers keep accepting before they drain.
 HANDOVER_GRACE = 2.0
-# Selector key data of the parent fd (worker control sockets carry their WorkerProcess,
+# Selector key data of the parent link (worker control sockets carry their WorkerProcess,
 # the signal wakeup socket None).
 PARENT = "parent"
 
@@ -72,7 +76,7 @@ class Master:
         run_worker: RunWorker,
         scoreboard: Scoreboard,
         on_exit: Callable[[], None] | None = None,
-        parent_fd: int | None = None,
+        parent: ParentLink | None = None,
         on_first_ready: Callable[[], None] | None = None,
     ) -> None:
         self.group = group
@@ -81,7 +85,7 @@ class Master:
         self.run_worker = run_worker
         self.scoreboard = scoreboard
         self.on_exit = on_exit
-        self.parent_fd = parent_fd
+        self.parent = parent
         # Called once, when the first worker (not a standby) accepts: the takeover point.
         self.on_first_ready = on_first_ready
         self.handover_at: float | None = None
@@ -113,9 +117,8 @@ class Master:
         for signum in HANDLED_SIGNALS:
             signal.signal(signum, self._enqueue)
         self.selector.register(self.wakeup_r, selectors.EVENT_READ, None)
-        if self.parent_fd is not None:
-            os.set_blocking(self.parent_fd, False)
-            self.selector.register(self.parent_fd, selectors.EVENT_READ, PARENT)
+        if self.parent is not None:
+            self.selector.register(self.parent, selectors.EVENT_READ, PARENT)
 
     def handle_signals(self) -> None:
         while self.signals:
@@ -159,18 +162,32 @@ class Master:
         self.handover_at = time.monotonic() + HANDOVER_GRACE
 
     def on_parent_readable(self) -> None:
-        assert self.parent_fd is not None
+        assert self.parent is not None
         try:
-            data = os.read(self.parent_fd, 4096)
-        except (BlockingIOError, InterruptedError):
+            gone, log_fd = self.parent.receive()
+        except BlockingIOError:
             return
-        except OSError:
-            data = b""
-        if data:
-            return  # nothing is ever written; only end of file means something
+        if log_fd is not None:
+            self.adopt_log(log_fd)
+        if not gone:
+            return
         with contextlib.suppress(KeyError, ValueError):
-            self.selector.unregister(self.parent_fd)
+            self.selector.unregister(self.parent)
         self.begin_stop("end of file on the parent fd (Apache is gone)")
+
+    def adopt_log(self, fd: int) -> None:
+        """Apache restarted and opened its error log again (logrotate renamed the old one
+        first): write to the new one, and have every worker do so, draining ones included."""
+        if not adopt_log(fd):
+            log.debug("Apache's error log after its restart is the file this group writes to")
+            return
+        for worker in self.processes.values():
+            control.send_log(worker.control, 2)
+        log.info(
+            "Apache opened its error log again: the master and its %d worker process(es) "
+            "write to the new one",
+            len(self.processes),
+        )
 
     # -- spawning and reaping -----------------------------------------------------------------
 
@@ -202,8 +219,8 @@ class Master:
                 master_end.close()
                 for other in self.processes.values():
                     other.control.close()
-                if self.parent_fd is not None:
-                    os.close(self.parent_fd)
+                if self.parent is not None:
+                    self.parent.close()
                 self.selector.close()
                 self.wakeup_r.close()
                 self.wakeup_w.close()

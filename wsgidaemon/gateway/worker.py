@@ -28,7 +28,7 @@ from wsgidaemon.config import DaemonGroup
 from wsgidaemon.gateway import control
 from wsgidaemon.gateway.balance import should_accept, should_shed
 from wsgidaemon.gateway.environ import AppContext, static_environ
-from wsgidaemon.gateway.errorlog import ErrorStream
+from wsgidaemon.gateway.errorlog import ErrorStream, adopt_log
 from wsgidaemon.gateway.exchange import Exchange
 from wsgidaemon.gateway.httpthreads import HTTPThreads
 from wsgidaemon.gateway.launch import WorkerSettings
@@ -380,12 +380,14 @@ class Worker:
 
     def on_master_message(self) -> None:
         try:
-            message = self.spec.control.recv(64)
-        except (BlockingIOError, InterruptedError):
+            message, fd = control.receive(self.spec.control)
+        except BlockingIOError:
             return
-        except OSError:
-            message = b""
-        if not message:
+        if fd is not None:
+            # Request threads may be writing to stderr meanwhile: each write goes whole to
+            # one log or the other, since dup2() replaces the descriptor atomically.
+            adopt_log(fd)
+        elif not message:
             # The master is gone: nobody will replace or supervise us. Stop quickly.
             log.warning("worker %d (pid %d): master went away; exiting", self.number, os.getpid())
             self.loop.remove_reader(self.spec.control.fileno())

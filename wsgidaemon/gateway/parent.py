@@ -1,0 +1,66 @@
+"""The master's end of its link with the Apache parent (`--parent-fd`, docs/apache-managed.md).
+
+The module hands the master one end of a Unix socket pair (SOCK_SEQPACKET) and keeps the
+other: end of file means Apache is gone. When Apache keeps the master across a restart it
+sends LOG with the error log it has just opened (SCM_RIGHTS), which the master makes its
+stdout and stderr and passes on to its workers: a path would not do, since the workers run
+as a user who cannot open Apache's log. A module from before the hand-over gave a pipe,
+which only ever says end of file; both are read here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import stat
+
+LOG = b"log"
+# More descriptors than any message carries: what the kernel cannot deliver it closes, and
+# what is delivered but not wanted is closed here, so an unexpected message leaks nothing.
+MAX_FDS = 4
+
+
+class ParentLink:
+    """The --parent-fd descriptor, non-blocking."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.sock: socket.socket | None = None
+        if stat.S_ISSOCK(os.fstat(fd).st_mode):
+            self.sock = socket.socket(fileno=fd)
+            self.sock.setblocking(False)
+        else:
+            os.set_blocking(fd, False)
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def receive(self) -> tuple[bool, int | None]:
+        """Read one message: (end of file, the error log Apache handed over, or None). A read
+        error counts as end of file: Apache's end is unusable either way. Any descriptor but
+        the log is closed; the log is the caller's. Raises BlockingIOError when there is
+        nothing to read."""
+        fds: list[int] = []
+        try:
+            if self.sock is None:
+                message = os.read(self.fd, 4096)
+            else:
+                message, fds, _flags, _address = socket.recv_fds(self.sock, 4096, MAX_FDS)
+        except (BlockingIOError, InterruptedError):
+            raise BlockingIOError from None
+        except OSError:
+            return True, None
+        log_fd = fds.pop(0) if message == LOG and fds else None
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        return not message, log_fd
+
+    def close(self) -> None:
+        """Close it (a forked worker must not hold Apache's link open)."""
+        if self.sock is not None:
+            self.sock.close()
+        else:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
