@@ -15,6 +15,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -247,6 +248,80 @@ def test_graceful_restart_under_load_fails_no_request(
         assert len(load.retried) <= CLIENTS, load.retried
     assert apache.master("kept") == kept
     assert new_changed != changed
+
+
+# -- logrotate -------------------------------------------------------------------------------
+
+MARKER_APP = """\
+# Writes the marker it is given (the query string) to wsgi.errors and to stdout.
+import os
+import time
+
+
+def application(environ, start_response):
+    marker = environ["QUERY_STRING"]
+    environ["wsgi.errors"].write(marker + " to wsgi.errors\\n")
+    print(marker + " printed", flush=True)
+    time.sleep(0.2)  # two requests at once keep both single-threaded workers busy
+    body = str(os.getpid()).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+"""
+
+
+@pytest.fixture
+def marker_app() -> Iterator[Path]:
+    """A directory Apache's user can read, holding MARKER_APP as marker.wsgi."""
+    app_dir = public_dir("wsgidaemon-marker-")
+    script = app_dir / "marker.wsgi"
+    script.write_text(MARKER_APP)
+    script.chmod(0o644)
+    yield script
+    shutil.rmtree(app_dir, ignore_errors=True)
+
+
+def test_after_logrotate_a_kept_group_writes_to_the_new_error_log(
+    managed_apache: Callable[..., ManagedApache], public_venv: Venv, marker_app: Path
+) -> None:
+    """Debian's logrotate renames error.log to error.log.1, then reloads Apache, which opens
+    error.log anew. The group's master is kept across that graceful restart, and it and its
+    running workers (not replaced) write to the new error.log from then on: what the
+    application writes to wsgi.errors or prints reaches the live log, not the renamed one."""
+    apache = managed_apache()
+    options = "processes=2 threads=1 display-name=%{GROUP}"
+    apache.start(*daemon_site(GROUP, public_venv, marker_app.parent, marker_app, options))
+    apache.wait_ok("/?warming-up")
+    master = apache.master(GROUP)
+    workers = sorted(w.pid for w in apache.workers(master))
+    assert len(workers) == 2, describe(apache.workers(master))
+
+    rotated = apache.error_log_path.with_name("error.log.1")
+    os.rename(apache.error_log_path, rotated)
+    apache.restart(graceful=True)  # error.log is Apache's new one from here on
+    apache.wait_log(rf"daemon group '{GROUP}' is unchanged: its master \(pid {master}\) goes on")
+    apache.wait_log(r"Apache opened its error log again: the master and its 2 worker process")
+
+    markers: dict[str, int] = {}  # marker -> the worker pid that served it
+
+    def two_at_once() -> None:
+        names = [f"rotated-{len(markers) + i}-{time.monotonic_ns()}" for i in range(2)]
+        with ThreadPoolExecutor(2) as pool:
+            responses = pool.map(lambda name: apache.get(f"/?{name}"), names)
+            for name, response in zip(names, responses, strict=True):
+                assert response.status == 200, (response, apache.logs())
+                markers[name] = int(response.body)
+
+    wait_for(
+        lambda: two_at_once() or set(workers) <= set(markers.values()),
+        30,
+        f"requests served by both workers {workers}: {markers}\n{apache.logs()}",
+    )
+    assert apache.master(GROUP) == master
+    assert sorted(w.pid for w in apache.workers(master)) == workers  # none was replaced
+    live, old = apache.error_log(), rotated.read_text(errors="replace")
+    for name in markers:
+        assert f"{name} to wsgi.errors" in live and f"{name} printed" in live, apache.logs()
+        assert name not in old, old
 
 
 # -- apachectl stop ----------------------------------------------------------------------------
