@@ -168,14 +168,14 @@ class Master:
         except BlockingIOError:
             return
         if log_fd is not None:
-            self.adopt_log(log_fd)
+            self.switch_log(log_fd)
         if not gone:
             return
         with contextlib.suppress(KeyError, ValueError):
             self.selector.unregister(self.parent)
         self.begin_stop("end of file on the parent fd (Apache is gone)")
 
-    def adopt_log(self, fd: int) -> None:
+    def switch_log(self, fd: int) -> None:
         """Apache restarted and opened its error log again (logrotate renamed the old one
         first): write to the new one, and have every worker do so, draining ones included."""
         if not adopt_log(fd):
