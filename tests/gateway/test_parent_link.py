@@ -139,3 +139,30 @@ def test_adopting_a_log_moves_stdout_and_stderr_unless_it_is_the_same_file(
         )
     assert old.read_text() == "before\nsame file: False\nbuffered "
     assert new.read_text() == "new file: True\nafter\nstderr after\nfd 1\nfd 2\nclosed: []\n"
+
+
+START_DELAY = """\
+import os, socket, sys
+from wsgidaemon.gateway.group import wait_start_delay
+from wsgidaemon.gateway.parent import LOG, ParentLink
+apache, master = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+new = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+socket.send_fds(apache, [LOG], [new])
+os.close(new)
+print("waited:", wait_start_delay(0.3, ParentLink(master.detach())), flush=True)
+apache.close()
+"""
+
+
+def test_a_master_in_its_start_delay_takes_the_log_too(tmp_path: Path) -> None:
+    old, new = tmp_path / "error.log.1", tmp_path / "error.log"
+    with open(old, "wb") as out:
+        subprocess.run(
+            [sys.executable, "-c", START_DELAY, str(new)],
+            stdout=out,
+            stderr=out,
+            check=True,
+            timeout=30,
+        )
+    assert old.read_text() == ""
+    assert new.read_text() == "waited: True\n"
