@@ -15,7 +15,8 @@ import os
 import socket
 import stat
 
-LOG = b"log"
+from wsgidaemon.gateway.control import LOG
+
 # More descriptors than any message carries: what the kernel cannot deliver it closes, and
 # what is delivered but not wanted is closed here, so an unexpected message leaks nothing.
 MAX_FDS = 4
