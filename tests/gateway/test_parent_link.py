@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from wsgidaemon.gateway import control
-from wsgidaemon.gateway.parent import LOG, ParentLink
+from wsgidaemon.gateway.control import LOG
+from wsgidaemon.gateway.parent import ParentLink
 
 
 def is_open(fd: int) -> bool:
@@ -144,7 +145,8 @@ def test_adopting_a_log_moves_stdout_and_stderr_unless_it_is_the_same_file(
 START_DELAY = """\
 import os, socket, sys
 from wsgidaemon.gateway.group import wait_start_delay
-from wsgidaemon.gateway.parent import LOG, ParentLink
+from wsgidaemon.gateway.control import LOG
+from wsgidaemon.gateway.parent import ParentLink
 apache, master = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
 new = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 socket.send_fds(apache, [LOG], [new])

@@ -15,11 +15,7 @@ import os
 import socket
 import stat
 
-from wsgidaemon.gateway.control import LOG
-
-# More descriptors than any message carries: what the kernel cannot deliver it closes, and
-# what is delivered but not wanted is closed here, so an unexpected message leaks nothing.
-MAX_FDS = 4
+from wsgidaemon.gateway import control
 
 
 class ParentLink:
@@ -42,21 +38,17 @@ class ParentLink:
         error counts as end of file: Apache's end is unusable either way. Any descriptor but
         the log is closed; the log is the caller's. Raises BlockingIOError when there is
         nothing to read."""
-        fds: list[int] = []
+        if self.sock is not None:
+            # The same messages as the master's to its workers: control.receive reads them.
+            message, log_fd = control.receive(self.sock)
+            return not message, log_fd
         try:
-            if self.sock is None:
-                message = os.read(self.fd, 4096)
-            else:
-                message, fds, _flags, _address = socket.recv_fds(self.sock, 4096, MAX_FDS)
+            message = os.read(self.fd, 4096)
         except (BlockingIOError, InterruptedError):
             raise BlockingIOError from None
         except OSError:
             return True, None
-        log_fd = fds.pop(0) if message == LOG and fds else None
-        for fd in fds:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        return not message, log_fd
+        return not message, None
 
     def close(self) -> None:
         """Close it (a forked worker must not hold Apache's link open)."""
