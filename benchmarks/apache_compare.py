@@ -537,8 +537,6 @@ def make_setup(name: str, work: Path, venv: Path, app: Path) -> Setup:
             "mod_wsgi": "Apache + mod_wsgi daemon mode",
             "wsgidaemon": "Apache + mod_wsgidaemon (same directives)",
             "wsgidaemon-recycle": "wsgidaemon with maximum-requests=1000",
-            # Apache's parent reaps mod_wsgi's replaced daemon processes, so their CPU
-            # lands on the front end's side of the split; the total is right.
             "mod_wsgi-recycle": "mod_wsgi with maximum-requests=1000 (its CPU is given in all:"
             " Apache's parent reaps the replaced daemon processes, so the split would count"
             " their CPU as the front end's)",
@@ -996,15 +994,19 @@ class Cell:
         return median(getattr(r, attr) for r in self.runs)
 
 
-def same_round_ratio(cell: Cell, base: Cell, attr: str) -> float:
-    """Median over rounds of cell/base, each ratio taken within one round."""
+def round_ratios(cell: Cell, base: Cell, attr: str) -> list[float]:
+    """cell/base in each round both were measured, in the order of the rounds."""
     by_round = {r.round: getattr(r, attr) for r in base.runs}
-    ratios = [
+    return [
         getattr(r, attr) / by_round[r.round]
         for r in cell.runs
         if by_round.get(r.round) and getattr(r, attr) == getattr(r, attr)
     ]
-    return median(ratios)
+
+
+def same_round_ratio(cell: Cell, base: Cell, attr: str) -> float:
+    """Median over rounds of cell/base, each ratio taken within one round."""
+    return median(round_ratios(cell, base, attr))
 
 
 # Pairs the issue's targets compare directly, besides everything against mod_wsgi:
@@ -1025,8 +1027,7 @@ def pair_lines(cells: dict[tuple[str, str, int], Cell], connections: int) -> lis
         base = cells.get((other, workload, connections))
         if not (cell and base and cell.ok and base.ok):
             continue
-        by_round = {r.round: r.rps for r in base.runs}
-        rounds = [r.rps / by_round[r.round] for r in cell.runs if by_round.get(r.round)]
+        rounds = round_ratios(cell, base, "rps")
         if rounds:
             each = ", ".join(f"{ratio:.2f}" for ratio in rounds)
             lines.append(
