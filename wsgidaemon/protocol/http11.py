@@ -9,10 +9,12 @@ it.  The gate enforces our limits and the checks h11 lacks, and it alone decides
 request ends.  h11 then parses the same, already validated bytes a second time: its Request
 must agree with the gate's parse and its EndOfMessage must fall exactly where the gate says the
 body ends, otherwise the request is refused.  Two independent parsers agreeing on every request
-boundary is what "no smuggling" means in practice.  A fresh ``h11.Connection`` is used per
-request: it only ever parses (h11's writer and keep-alive rules do not fit; see httpresponse),
-and bytes of a pipelined next request stay in our buffer, unvalidated, until
-``start_next_cycle()``.
+boundary is what "no smuggling" means in practice.  (A request with neither Content-Length nor
+Transfer-Encoding has an empty body by a rule both parsers share, and h11's field names were
+just found equal to the gate's, so h11 is not asked for that EndOfMessage.)  A fresh
+``h11.Connection`` is used per request: it only ever parses (h11's writer and keep-alive rules
+do not fit; see httpresponse), and bytes of a pipelined next request stay in our buffer,
+unvalidated, until ``start_next_cycle()``.
 
 Receive side, per cycle:  HEAD --RequestHead--> BODY --BodyData*, BodyEnd--> DONE
 Send side, per cycle:     IDLE --send_response--> STARTED --send_body*, send_end--> DONE
@@ -28,7 +30,7 @@ import re
 import h11
 
 from .httpbody import MAX_CHUNK_LINE, BodyFramer, ChunkedFramer, LengthFramer
-from .httpcheck import HeadScanner, run_end
+from .httpcheck import HeadScanner, run_end, scan_whole_head
 from .httpevents import (
     CLOSED,
     DEFAULT_LIMITS,
@@ -78,6 +80,9 @@ __all__ = [
 _LEADING_CRLF = re.compile(rb"(?:\r\n)*")
 
 
+_EMPTY_BODY_END = BodyEnd()
+
+
 class _Receive(enum.Enum):
     HEAD = "head"  # waiting for / assembling a request head
     BODY = "body"  # RequestHead given, body flowing
@@ -107,7 +112,7 @@ class ServerConnection:
 
     def _start_cycle(self) -> None:
         self._receive = _Receive.HEAD
-        self._scanner = HeadScanner(self._limits)
+        self._scanner: HeadScanner | None = None  # made when the head is not whole at once
         self._h11: h11.Connection | None = None
         self._framer: BodyFramer | None = None
         self._request: RequestHead | None = None
@@ -152,7 +157,8 @@ class ServerConnection:
         return CLOSED if self._eof else NEED_DATA
 
     def _next_head(self) -> RequestHead | Sentinel:
-        if not self._scanner.started:
+        scanner = self._scanner
+        if scanner is None or not scanner.started:
             skip = run_end(_LEADING_CRLF, self._buffer)
             if skip:
                 del self._buffer[:skip]
@@ -162,7 +168,11 @@ class ServerConnection:
                     return NEED_DATA
                 if not self._buffer:
                     return CLOSED
-        parsed = self._scanner.scan(self._buffer)
+        parsed = scan_whole_head(self._buffer, self._limits) if scanner is None else None
+        if parsed is None:
+            if scanner is None:
+                scanner = self._scanner = HeadScanner(self._limits)
+            parsed = scanner.scan(self._buffer)
         if parsed is None:
             if self._eof:
                 raise RequestError(400, "client closed connection mid-request")
@@ -186,11 +196,16 @@ class ServerConnection:
         ):
             raise RequestError(400, "ambiguous request head")
 
-        self._h11 = conn
         if parsed.chunked:
+            self._h11 = conn
             self._framer = ChunkedFramer(self._limits)
-        else:
-            self._framer = LengthFramer(parsed.content_length or 0)
+        elif parsed.content_length is not None:
+            self._h11 = conn
+            self._framer = LengthFramer(parsed.content_length)
+        # else: no Content-Length or Transfer-Encoding field, in the gate's parse and so in
+        # h11's, whose field names were just found equal. Both then know the body is empty
+        # (RFC 9112 §6.3, last rule); asking h11 for its EndOfMessage would cost as much as
+        # its parse of the head did.
         self._request_keep_alive = parsed.keep_alive
         # Bytes already behind the head mean the client did not wait for 100 Continue.
         self._waiting_for_continue = parsed.expect_continue and not self._buffer
@@ -207,7 +222,10 @@ class ServerConnection:
         return self._request
 
     def _next_body(self) -> BodyData | BodyEnd | Sentinel:
-        assert self._h11 is not None and self._framer is not None
+        if self._framer is None:  # a request without a body
+            self._receive = _Receive.DONE
+            return _EMPTY_BODY_END
+        assert self._h11 is not None
         while True:
             try:
                 event = self._h11.next_event()

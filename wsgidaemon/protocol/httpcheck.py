@@ -57,6 +57,7 @@ __all__ = [
     "HeadScanner",
     "ParsedHead",
     "run_end",
+    "scan_whole_head",
     "split_line",
     "strip_partial_cr",
 ]
@@ -334,8 +335,54 @@ class HeadScanner:
         return ParsedHead(method, target, version, fields, self._line_start, *framing)
 
 
-def _values(fields: Headers, name: bytes) -> list[bytes]:
-    return [value for field_name, value in fields if field_name == name]
+# A whole head of the usual shape: HTTP/1.0 or 1.1, CRLF line endings, every field line a
+# token, a colon and a value of allowed bytes. Only what the line-by-line scan also accepts
+# matches; anything else (an error, obs-fold, a bare LF, a head still arriving) is left to it.
+_FIELD_LINE = TCHAR + rb"+:[\t\x20-\x7e\x80-\xff]*\r\n"
+_WHOLE_HEAD = re.compile(
+    rb"(" + TCHAR + rb"+) ([\x21-\x7e]+) HTTP/(1\.[01])\r\n((?:" + _FIELD_LINE + rb")*)\r\n"
+)
+_FIELD = re.compile(rb"(" + TCHAR + rb"+):([\t\x20-\x7e\x80-\xff]*)\r\n")
+
+
+def scan_whole_head(buf: bytearray, limits: HTTPLimits) -> ParsedHead | None:
+    """The head at the front of ``buf`` in one pass, when it has fully arrived and has the
+    usual shape; None means "use a HeadScanner", which then gives the verdict (the same one
+    for every head this accepts, and the reasons for every head it does not).
+
+    Why: the scanner's per-line checks cost about as much as h11's parse of the same head,
+    and nearly every request is a whole, well-formed head in the first read.
+    """
+    # The largest head within the limits, so a huge one is never matched in full.
+    bound = limits.max_request_line + limits.max_header_size + 4
+    match = _WHOLE_HEAD.match(buf, 0, bound)
+    if match is None:
+        return None
+    method, target, version, block = match.groups()
+    fields = tuple((name.lower(), value.strip(_OWS)) for name, value in _FIELD.findall(block))
+    if (
+        len(method) + len(target) + 10 > limits.max_request_line
+        or len(block) > limits.max_header_size
+        or len(fields) > limits.max_header_count
+    ):
+        return None  # the scanner says which limit, in the order a per-byte reader meets it
+    _check_target(method, target)
+    framing = _check_fields(version, fields, limits)
+    return ParsedHead(method, target, version, fields, match.end(), *framing)
+
+
+# The fields whose values the rules below read.
+_RULED = (b"host", b"content-length", b"transfer-encoding", b"connection", b"expect")
+
+
+def _ruled_values(fields: Headers) -> dict[bytes, list[bytes]]:
+    """The values of each field in _RULED, in order, gathered in one pass."""
+    values: dict[bytes, list[bytes]] = {name: [] for name in _RULED}
+    for name, value in fields:
+        found = values.get(name)
+        if found is not None:
+            found.append(value)
+    return values
 
 
 def _tokens(values: list[bytes]) -> set[bytes]:
@@ -347,7 +394,8 @@ def _check_fields(
     version: bytes, fields: Headers, limits: HTTPLimits
 ) -> tuple[int | None, bool, bool, bool]:
     """The header-section rules h11 lacks; returns (content_length, chunked, keep_alive, expect)."""
-    hosts = _values(fields, b"host")
+    values = _ruled_values(fields)
+    hosts = values[b"host"]
     if not hosts and version == b"1.1":
         raise RequestError(400, "missing Host header")
     if len(hosts) > 1:
@@ -355,8 +403,8 @@ def _check_fields(
     if hosts and _HOST.fullmatch(hosts[0]) is None:
         raise RequestError(400, "invalid Host header")
 
-    lengths = _values(fields, b"content-length")
-    codings = _values(fields, b"transfer-encoding")
+    lengths = values[b"content-length"]
+    codings = values[b"transfer-encoding"]
     if lengths and codings:
         # RFC 9112 §6.1 lets a server drop the Content-Length; a front end that honoured it
         # instead would see a different request boundary, so refuse outright.
@@ -381,7 +429,7 @@ def _check_fields(
         if limits.max_body_size is not None and content_length > limits.max_body_size:
             raise RequestError(413, "request body too large")
 
-    connection = _tokens(_values(fields, b"connection"))
+    connection = _tokens(values[b"connection"])
     if version == b"1.1":
         keep_alive = b"close" not in connection
     else:
@@ -389,7 +437,7 @@ def _check_fields(
     has_body = chunked or bool(content_length)
     # RFC 9110 §10.1.1: ignore the expectation on HTTP/1.0; with no body there is nothing to
     # wait for.
-    expectations = _tokens(_values(fields, b"expect"))
+    expectations = _tokens(values[b"expect"])
     expect = version == b"1.1" and has_body and b"100-continue" in expectations
     return content_length, chunked, keep_alive, expect
 
