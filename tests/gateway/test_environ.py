@@ -30,6 +30,10 @@ def head(target: bytes, headers: list[tuple[bytes, bytes]] = (), **kw: object) -
         (b"/caf%C3%A9", "/caf\xc3\xa9"),
         (b"/a%2Fb", "/a/b"),
         (b"/dir/", "/dir/"),
+        (b"/a.b/c.", "/a.b/c."),
+        (b"/a/.hidden/..x", "/a/.hidden/..x"),
+        (b"/x/.", "/x/"),
+        (b"/caf\xe9", "/caf\xe9"),
     ],
 )
 def test_path_is_decoded_resolved_and_merged_like_apache(raw: bytes, expected: str) -> None:

@@ -74,6 +74,8 @@ def static_environ(context: AppContext) -> dict[str, Any]:
 
 def normalize_path(raw: bytes) -> str:
     """Percent-decode, resolve dot segments and merge slashes, as Apache does before mod_wsgi."""
+    if raw.startswith(b"/") and b"%" not in raw and b"/." not in raw and b"//" not in raw:
+        return raw.decode("latin-1")  # nothing to decode, resolve or merge: most paths
     decoded = unquote_to_bytes(raw).decode("latin-1")
     segments: list[str] = []
     parts = decoded.split("/")

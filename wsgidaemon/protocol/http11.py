@@ -192,7 +192,9 @@ class ServerConnection:
             and event.method == parsed.method
             and event.target == parsed.target
             and event.http_version == parsed.http_version
-            and [name for name, _ in event.headers] == [name for name, _ in parsed.headers]
+            # raw_items(): iterating h11's Headers goes through one __getitem__ per field.
+            and [name.lower() for name, _ in event.headers.raw_items()]
+            == [name for name, _ in parsed.headers]
         ):
             raise RequestError(400, "ambiguous request head")
 
