@@ -3,6 +3,7 @@ large upload streamed through the application."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Iterator
@@ -136,6 +137,26 @@ def test_empty_body_with_content_length_zero(front: Front) -> None:
     assert report["content_length"] == "0"
     assert report["chunks"] == [""]
     assert report["after"] == ["", "", "", "", ""]
+
+
+@FRAMINGS
+def test_an_input_kept_past_its_request_reads_nothing_of_the_next(
+    front: Front, framing: str
+) -> None:
+    # One connection, so that the next request comes on the connection the kept input
+    # would read from if it still could.
+    with contextlib.closing(front.connection()) as connection:
+        for path, body in (("/stash", b"the first body, never read"), ("/late", BODY)):
+            if framing == "chunked":
+                connection.request("POST", path, pieces(body, 3), encode_chunked=True)
+            else:
+                connection.request("POST", path, body)
+            response = connection.getresponse()
+            assert response.status == 200
+            report = response.read()
+    report = json.loads(report)
+    assert report["stashed_error"] == "RuntimeError: wsgi.input used after request completed"
+    assert report["chunks"] == ["".join(LINES)]
 
 
 def test_empty_chunked_body(front: Front) -> None:

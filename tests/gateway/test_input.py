@@ -4,6 +4,7 @@ complete."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -136,3 +137,36 @@ def test_chunks_find_looks_across_pieces_from_the_read_position() -> None:
     assert chunks.find(b"\n") == -1
     assert chunks.take(99) == b"f"
     assert len(chunks) == 0
+
+
+def test_an_expired_input_keeps_what_was_buffered_and_reads_no_further() -> None:
+    pulled: list[int] = []
+
+    def counted() -> bytes:
+        pulled.append(1)
+        return b"line one\nline two\n" if pulled.count(1) == 1 else b""
+
+    stream = PulledInput(counted, on_first_read=lambda: pulled.append(0))
+    assert stream.readline() == b"line one\n"
+    stream.expire()
+    assert stream.readline() == b"line two\n"  # it had arrived while the request ran
+    with pytest.raises(RuntimeError, match="after request completed"):
+        stream.read()
+    assert pulled == [0, 1]
+
+
+def test_expiring_lets_go_of_the_source_and_the_first_read_hook() -> None:
+    class Exchange:
+        def __init__(self) -> None:
+            self.input = PulledInput(self.body, on_first_read=self.hook)
+
+        def body(self) -> bytes:
+            return b""
+
+        def hook(self) -> None:
+            pass
+
+    exchange = Exchange()
+    exchange.input.expire()
+    held = [gc.get_referents(value) for value in vars(exchange.input).values()]
+    assert not any(exchange in refs for refs in held)

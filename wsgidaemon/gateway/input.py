@@ -179,6 +179,9 @@ class BodyReader:
     def close(self) -> None:
         """Applications may close wsgi.input; reading it afterwards just returns b''."""
 
+    def expire(self) -> None:
+        """The request is over: what was buffered can still be read, then reading raises."""
+
 
 class PulledInput(BodyReader):
     """A body its reading thread fetches itself: `source()` blocks for the next bytes,
@@ -197,3 +200,14 @@ class PulledInput(BodyReader):
             self._buffer.append(data)
         else:
             self._eof = True
+
+    def expire(self) -> None:
+        # The source reads the connection, which by now carries someone else's request. It
+        # is also a method of the exchange that holds this reader: letting go of it leaves
+        # no reference cycle for the garbage collector to find after every request.
+        self._source = _expired
+        self._on_first_read = None
+
+
+def _expired() -> bytes:
+    raise RuntimeError("wsgi.input used after request completed")

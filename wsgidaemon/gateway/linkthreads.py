@@ -221,4 +221,5 @@ class LinkThreads(Generic[LinkT]):
             self.worker.request_finished_threadsafe()
             return finish()
         finally:
+            exchange.input.expire()
             self.active.leave_app(number)

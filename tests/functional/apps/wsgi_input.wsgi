@@ -10,10 +10,14 @@
 /sha256          stream read(65536) and hash; reports size and digest
 /whole           read() everything at once; reports size and digest
 /line-sizes      iterate; reports each line's size and the digest
+/stash           keep wsgi.input for a later request without reading it
+/late            read the stashed wsgi.input (reports what it raised), then read()
 """
 
 import hashlib
 import json
+
+stashed = []
 
 
 def text(chunk):
@@ -72,6 +76,14 @@ def application(environ, start_response):
             sizes.append(len(line))
             digest.update(line)
         report.update(sizes=sizes, sha256=digest.hexdigest())
+    elif mode == "stash":
+        stashed.append(stream)
+    elif mode == "late":
+        try:
+            report["stashed"] = text(stashed.pop().read())
+        except Exception as exc:
+            report["stashed_error"] = f"{type(exc).__name__}: {exc}"
+        report["chunks"] = [text(stream.read())]
     elif mode == "sha256":
         digest = hashlib.sha256()
         size = 0
