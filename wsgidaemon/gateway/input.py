@@ -179,9 +179,6 @@ class BodyReader:
     def close(self) -> None:
         """Applications may close wsgi.input; reading it afterwards just returns b''."""
 
-    def expire(self) -> None:
-        """The request is over: what was buffered can still be read, then reading raises."""
-
 
 class PulledInput(BodyReader):
     """A body its reading thread fetches itself: `source()` blocks for the next bytes,
@@ -201,12 +198,16 @@ class PulledInput(BodyReader):
         else:
             self._eof = True
 
-    def expire(self) -> None:
-        # The source reads the connection, which by now carries someone else's request. It
-        # is also a method of the exchange that holds this reader: letting go of it leaves
-        # no reference cycle for the garbage collector to find after every request.
-        self._source = _expired
-        self._on_first_read = None
+
+def expire(reader: BodyReader) -> None:
+    """The request is over: what was buffered can still be read, then reading raises. (A
+    function, not a method: wsgi.input offers applications mod_wsgi's methods, no others.)"""
+    # The source reads the connection, which by now carries someone else's request. It is
+    # also a method of the exchange that holds the reader, as the first-read hook is:
+    # letting go of both leaves no reference cycle for the collector after every request.
+    if isinstance(reader, PulledInput):
+        reader._source = _expired
+    reader._on_first_read = None
 
 
 def _expired() -> bytes:

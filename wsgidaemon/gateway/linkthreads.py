@@ -35,6 +35,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from wsgidaemon.gateway.activeset import ActiveSet
+from wsgidaemon.gateway.input import expire
 from wsgidaemon.gateway.link import Link, LinkState
 
 if TYPE_CHECKING:
@@ -221,5 +222,5 @@ class LinkThreads(Generic[LinkT]):
             self.worker.request_finished_threadsafe()
             return finish()
         finally:
-            exchange.input.expire()
+            expire(exchange.input)
             self.active.leave_app(number)
