@@ -153,8 +153,8 @@ def test_an_input_kept_past_its_request_reads_nothing_of_the_next(
                 connection.request("POST", path, body)
             response = connection.getresponse()
             assert response.status == 200
-            report = response.read()
-    report = json.loads(report)
+            body = response.read()
+    report = json.loads(body)
     assert report["stashed_error"] == "RuntimeError: wsgi.input used after request completed"
     assert report["chunks"] == ["".join(LINES)]
 

@@ -5,6 +5,8 @@ code and costs a failed match per request)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from http11_support import load_invalid, load_valid
 
@@ -14,9 +16,9 @@ from wsgidaemon.protocol.httpcheck import HeadScanner, ParsedHead, scan_whole_he
 CASES = [(case.name, case.raw, case.limits) for case in load_valid() + load_invalid()]
 
 
-def _verdict(scan: object) -> ParsedHead | tuple[int, str] | None:
+def _verdict(scan: Callable[[], ParsedHead | None]) -> ParsedHead | tuple[int, str] | None:
     try:
-        return scan()  # type: ignore[operator,no-any-return]
+        return scan()
     except RequestError as error:
         return (error.status, error.reason)
 
