@@ -518,7 +518,17 @@ SETUP_NAMES = (
 )
 
 
-def make_setup(name: str, work: Path, venv: Path, app: Path) -> Setup:
+# With --baseline-venv: the `wsgidaemon` setup again, from another build of wsgidaemon.
+BASELINE_SETUP = "wsgidaemon-baseline"
+
+
+def make_setup(name: str, work: Path, venv: Path, app: Path, baseline: Path | None = None) -> Setup:
+    if name == BASELINE_SETUP:
+        assert baseline is not None
+        setup = make_setup("wsgidaemon", work / BASELINE_SETUP, baseline, app)
+        setup.name = BASELINE_SETUP
+        setup.title = f"Apache + mod_wsgidaemon from {baseline} (same directives)"
+        return setup
     bin_dir = venv / "bin"
     root = work / name
     everything = frozenset(WORKLOAD_NAMES)
@@ -1018,11 +1028,22 @@ PAIRS = (
 )
 
 
-def pair_lines(cells: dict[tuple[str, str, int], Cell], connections: int) -> list[str]:
+def baseline_pairs(label: str) -> tuple[tuple[str, str, str, str], ...]:
+    return tuple(
+        ("wsgidaemon", BASELINE_SETUP, workload, f"this checkout against {label}")
+        for workload in WORKLOAD_NAMES
+    )
+
+
+def pair_lines(
+    cells: dict[tuple[str, str, int], Cell],
+    connections: int,
+    pairs: tuple[tuple[str, str, str, str], ...] = PAIRS,
+) -> list[str]:
     """One line per measured pair: the median of its same-round throughput ratios, and each
     round's, since one median hides how much a pair moves from round to round."""
     lines = []
-    for name, other, workload, what in PAIRS:
+    for name, other, workload, what in pairs:
         cell = cells.get((name, workload, connections))
         base = cells.get((other, workload, connections))
         if not (cell and base and cell.ok and base.ok):
@@ -1132,6 +1153,8 @@ def report(
                 f"| {cpu} | {'; '.join(errors) or '0'} |"
             )
     lines += pair_lines(cells, c)
+    if args.baseline_venv is not None:
+        lines += pair_lines(cells, c, baseline_pairs(args.baseline_label))
     lines += [
         "",
         f"Memory: peak over the run of the summed PSS (RSS) of each setup's processes, MiB, "
@@ -1342,6 +1365,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="start and check the setups, print their ports, and keep them running until "
         "interrupted (for profiling them with your own load); measures nothing",
     )
+    parser.add_argument(
+        "--baseline-venv",
+        type=Path,
+        help="a venv with another build of wsgidaemon: adds the setup "
+        f"{BASELINE_SETUP}, measured against this checkout's (benchmarks/run --baseline REF)",
+    )
+    parser.add_argument("--baseline-label", default="the baseline", help="its name in the report")
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.duration, args.warmup = 2, 3, 1
@@ -1351,8 +1381,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.seed = random.SystemRandom().randrange(10**6)
     args.setup_names = [s.strip() for s in args.setups.split(",") if s.strip()]
     args.workload_names = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    if args.baseline_venv is not None and BASELINE_SETUP not in args.setup_names:
+        args.setup_names.append(BASELINE_SETUP)
     for name in args.setup_names:
-        if name not in SETUP_NAMES:
+        if name == BASELINE_SETUP and args.baseline_venv is None:
+            parser.error(f"{BASELINE_SETUP} needs --baseline-venv")
+        if name not in SETUP_NAMES and name != BASELINE_SETUP:
             parser.error(f"unknown setup {name!r}; choose from {', '.join(SETUP_NAMES)}")
     for name in args.workload_names:
         if name not in WORKLOAD_NAMES:
@@ -1416,7 +1450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setups: list[Setup] = []
     try:
         for name in args.setup_names:
-            setup = make_setup(name, work, args.venv, app)
+            setup = make_setup(name, work, args.venv, app, args.baseline_venv)
             setups.append(setup)
         for setup in setups:  # all started up front, then measured one at a time
             log(f"starting {setup.name}")

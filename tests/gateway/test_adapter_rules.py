@@ -20,10 +20,10 @@ from wsgidaemon.gateway.environ import (
 )
 from wsgidaemon.gateway.errorlog import ErrorStream
 from wsgidaemon.gateway.filewrapper import FileWrapper
-from wsgidaemon.gateway.response import (
-    ClientDisconnected,
+from wsgidaemon.gateway.response import ClientDisconnected, Responder
+from wsgidaemon.gateway.responsehead import (
     Headers,
-    Responder,
+    ResponseHead,
     content_length,
     validate_headers,
     validate_status,
@@ -175,7 +175,7 @@ def test_excess_over_content_length_is_logged_once(caplog: pytest.LogCaptureFixt
 class VanishingClientSink(RecordingSink):
     """Takes the head and one body chunk, then the client is gone."""
 
-    def emit(self, head: tuple[str, Headers] | None, data: bytes, end: bool) -> None:
+    def emit(self, head: ResponseHead | None, data: bytes, end: bool) -> None:
         if self.emits >= 1:
             raise ClientDisconnected("client closed the connection")
         super().emit(head, data, end)

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from wsgidaemon.gateway.filewrapper import FileWrapper
-from wsgidaemon.gateway.response import Headers, Responder
+from wsgidaemon.gateway.response import Responder
+from wsgidaemon.gateway.responsehead import Headers, ResponseHead
 
 
 class RecordingSink:
@@ -20,11 +21,11 @@ class RecordingSink:
         self.aborted: str | None = None
         self.emits = 0
 
-    def emit(self, head: tuple[str, Headers] | None, data: bytes, end: bool) -> None:
+    def emit(self, head: ResponseHead | None, data: bytes, end: bool) -> None:
         assert not self.ended and self.aborted is None
         if head is not None:
             assert self.head is None, "head sent twice"
-            self.head = head
+            self.head = (head.status, head.headers)
         else:
             assert self.head is not None, "body before head"
         self.body += data

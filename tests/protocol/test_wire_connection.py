@@ -33,6 +33,7 @@ from wsgidaemon.protocol.wire import (
     WireStart,
     WireStateError,
     encode_error,
+    encode_response_head,
 )
 
 ENVIRON = [(b"REQUEST_METHOD", b"POST"), (b"PATH_INFO", b"/")]
@@ -348,6 +349,8 @@ REFUSED = [
     ("started", lambda d: d.send_end()),
     ("head", lambda d: d.send_start()),
     ("head", lambda d: d.send_response_head(200, b"200 OK", [])),
+    ("head", lambda d: d.send_response_head_frame(encode_response_head(200, b"200 OK", []))),
+    ("idle", lambda d: d.send_response_head_frame(encode_response_head(200, b"200 OK", []))),
     ("head", lambda d: d.send_retry(RetryReason.DRAINING, 1, "")),
     ("retried", lambda d: d.send_start()),
     ("retried", lambda d: d.send_end(EndCode.SHUTDOWN, "")),
@@ -368,8 +371,24 @@ def test_daemon_refuses_calls_out_of_order(
     assert (daemon.idle, daemon.request_done, daemon.response_done, daemon.goaway_sent) == before
 
 
+def test_a_head_frame_made_before_is_sent_as_the_head_itself_would_be() -> None:
+    frame = encode_response_head(201, b"201 Made", [(b"A", b"1")])
+    pair = Pair()
+    pair.to_daemon(pair.shim.send_request_head(ENVIRON) + pair.shim.send_end())
+    assert pair.daemon.send_response_head_frame(frame) == frame
+    with pytest.raises(WireStateError):
+        pair.daemon.send_response_head_frame(frame)  # a second head
+    assert pair.to_shim(frame + pair.daemon.send_end()) == [
+        WireResponseHead(201, b"201 Made", ((b"A", b"1"),)),
+        WireResponseEnd(EndCode.COMPLETE, ""),
+    ]
+
+
 def test_bad_arguments_leave_the_state_alone() -> None:
     daemon = daemon_in("request")
+    frame = encode_response_head(200, b"200 OK", [])
+    with pytest.raises(ValueError, match="not a RESPONSE_HEAD frame"):
+        daemon.send_response_head_frame(bytes([frame[0] + 1]) + frame[1:])
     with pytest.raises(ValueError):
         daemon.send_response_head(42, b"42 Nope", [])
     with pytest.raises(ValueError):

@@ -190,7 +190,8 @@ _MICROSECOND_KEYS = ("mod_wsgi.request_start", "mod_wsgi.queue_start")
 
 @functools.lru_cache(maxsize=8)
 def apache_version(text: str) -> tuple[int, ...]:
-    """"2.4.62" -> (2, 4, 62); cached, as every request from one Apache carries the same text."""
+    """Apache's version as numbers, "2.4.62" -> (2, 4, 62); cached, as every request from one
+    Apache carries the same text."""
     return tuple(int(part) for part in text.split(".") if part.isdigit())
 
 

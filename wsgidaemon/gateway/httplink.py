@@ -37,7 +37,7 @@ from wsgidaemon.protocol import (
 )
 
 if TYPE_CHECKING:
-    from wsgidaemon.gateway.response import Headers
+    from wsgidaemon.gateway.responsehead import ResponseHead
 
 log = logging.getLogger("wsgidaemon")
 
@@ -65,16 +65,16 @@ class _DateCache:
 DATE = _DateCache()
 
 
-def encode_head(status: str, headers: Headers) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-    encoded: list[tuple[bytes, bytes]] = []
-    has_date = False
-    for name, value in headers:
-        if not has_date and name.lower() == "date":
-            has_date = True
-        encoded.append((name.encode("latin-1"), value.encode("latin-1")))
-    if not has_date:
-        encoded.append((b"Date", DATE.get()))
-    return int(status[:3]), status[4:].encode("latin-1"), encoded
+def encode_head(head: ResponseHead) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """The status, reason and fields as bytes, with a Date field unless the application gave
+    one. All but the date is made once per distinct head and kept with it."""
+    encoded = head.fields
+    if encoded is None:
+        fields = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in head.headers]
+        has_date = any(name.lower() == b"date" for name, _ in fields)
+        head.fields = encoded = (head.status[4:].encode("latin-1"), fields, has_date)
+    reason, fields, has_date = encoded
+    return head.code, reason, fields if has_date else [*fields, (b"Date", DATE.get())]
 
 
 class HTTPLink(Link):
@@ -231,7 +231,7 @@ class HTTPExchange:
 
     # -- ResponseSink -----------------------------------------------------------------------
 
-    def emit(self, head: tuple[str, Headers] | None, data: bytes, end: bool) -> None:
+    def emit(self, head: ResponseHead | None, data: bytes, end: bool) -> None:
         if self.failed:
             raise ClientDisconnected("the response was already cut short")
         conn = self.link.conn
@@ -242,10 +242,8 @@ class HTTPExchange:
                     self._read_ahead()
                 if self.closing():
                     conn.close_after_response()
-                status, reason, headers = encode_head(*head)
-                self.close_delimited = self.head.http_version == b"1.0" and not any(
-                    name.lower() == b"content-length" for name, _ in headers
-                )
+                status, reason, headers = encode_head(head)
+                self.close_delimited = self.head.http_version == b"1.0" and head.length is None
                 out = conn.send_response(status, reason, headers)
                 self.head_sent = True
             body = conn.send_body(data) if data else b""

@@ -10,7 +10,6 @@ so the client can tell it was cut short, never a clean end.
 from __future__ import annotations
 
 import logging
-import re
 import sys
 import traceback
 from collections.abc import Callable, Iterable
@@ -20,17 +19,11 @@ from typing import Any, Protocol
 
 from wsgidaemon.gateway.errorlog import ErrorStream
 from wsgidaemon.gateway.filewrapper import FileWrapper
+from wsgidaemon.gateway.responsehead import Headers, ResponseHead, checked, response_head
 
 log = logging.getLogger("wsgidaemon")
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType]
-Headers = list[tuple[str, str]]
-
-# Patterns are matched with fullmatch(): "$" would also match before a trailing newline.
-_STATUS = re.compile(r"[0-9]{3} [^\x00-\x1f\x7f]*")
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_DIGITS = re.compile(r"[0-9]+")
-_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 ERROR_PAGE = (
     b'<!DOCTYPE HTML PUBLIC "-//IETF//DTD HTML 2.0//EN">\n<html><head>\n'
@@ -40,12 +33,19 @@ ERROR_PAGE = (
 )
 
 
+# The head of the 500 a failing application gets, checked once.
+ERROR_HEAD = checked(
+    "500 Internal Server Error",
+    [("Content-Type", "text/html; charset=iso-8859-1"), ("Content-Length", str(len(ERROR_PAGE)))],
+)
+
+
 class ClientDisconnected(OSError):
     """The client went away while the response was being sent (raised by a sink)."""
 
 
 class ResponseSink(Protocol):
-    def emit(self, head: tuple[str, Headers] | None, data: bytes, end: bool) -> None:
+    def emit(self, head: ResponseHead | None, data: bytes, end: bool) -> None:
         """Send the head (once, first), body bytes, and whether the response is complete."""
 
     def sendfile(self, fd: int, offset: int, count: int) -> int:
@@ -57,63 +57,6 @@ class ResponseSink(Protocol):
 
 class ApplicationError(Exception):
     """start_response or the returned iterable broke the WSGI contract."""
-
-
-def _latin1(text: str) -> bool:
-    # PEP 3333: status and headers are native strings holding only latin-1 code points.
-    if text.isascii():  # known without looking at the characters: nearly every header
-        return True
-    try:
-        text.encode("latin-1")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def validate_status(status: Any) -> int:
-    if not isinstance(status, str):
-        raise TypeError(f"expected str object for status, value of type {type(status).__name__}")
-    if not _STATUS.fullmatch(status):
-        raise ValueError(f"status must be 3 digits, a space and a reason phrase: {status!r}")
-    if not _latin1(status):
-        raise ValueError(f"status must contain only latin-1 characters: {status!r}")
-    code = int(status[:3])
-    if code < 200:
-        # The server sends the interim responses (100 Continue); an application cannot.
-        raise ValueError(f"status must be a final status, 200 or above: {status!r}")
-    return code
-
-
-def validate_headers(headers: Any) -> Headers:
-    if not isinstance(headers, list):
-        raise TypeError(f"response headers must be a list, not {type(headers).__name__}")
-    for item in headers:
-        if not isinstance(item, tuple) or len(item) != 2:
-            raise TypeError(f"response header must be a tuple of two strings: {item!r}")
-        name, value = item
-        if not isinstance(name, str) or not isinstance(value, str):
-            raise TypeError(f"response header name and value must be str: {item!r}")
-        if not _TOKEN.fullmatch(name):
-            raise ValueError(f"invalid response header name: {name!r}")
-        if _BAD_VALUE.search(value):
-            raise ValueError(f"control character in value of response header {name!r}")
-        if not _latin1(value):
-            raise ValueError(f"non latin-1 character in value of response header {name!r}")
-    return headers
-
-
-def content_length(headers: Headers) -> int | None:
-    """The declared Content-Length; repeated headers must agree."""
-    length = None
-    for name, value in headers:
-        if name.lower() == "content-length":
-            text = value.strip(" \t")
-            if not _DIGITS.fullmatch(text):
-                raise ValueError(f"invalid Content-Length response header: {value!r}")
-            if length is not None and int(text) != length:
-                raise ValueError(f"conflicting Content-Length response headers: {headers!r}")
-            length = int(text)
-    return length
 
 
 @dataclass
@@ -134,9 +77,7 @@ class Responder:
         self.sink = sink
         self.script = script
         self.outcome = Outcome()
-        self._status: str | None = None
-        self._headers: Headers = []
-        self._length: int | None = None
+        self._head: ResponseHead | None = None
         self._head_sent = False
         self._excess_logged = False
 
@@ -151,17 +92,14 @@ class Responder:
                     raise exc_info[1].with_traceback(exc_info[2])
             finally:
                 exc_info = None
-        elif self._status is not None:
+        elif self._head is not None:
             raise RuntimeError("headers have already been set")
-        code = validate_status(status)
-        self._headers = validate_headers(headers)
-        self._length = content_length(self._headers)
-        self._status = status
-        self.outcome.status = code
+        self._head = head = response_head(status, headers)
+        self.outcome.status = head.code
         return self.write
 
     def write(self, data: bytes) -> None:
-        if self._status is None:
+        if self._head is None:
             raise RuntimeError("write() called before start_response()")
         if not isinstance(data, (bytes, bytearray)):
             raise TypeError(f"write() argument must be bytes, not {type(data).__name__}")
@@ -180,18 +118,23 @@ class Responder:
         Content-Length describes the body a GET would get, so nothing is enforced."""
         return self.environ.get("REQUEST_METHOD") == "HEAD" or self.outcome.status in (204, 304)
 
+    @property
+    def _length(self) -> int | None:
+        return self._head.length if self._head is not None else None
+
     def _clip(self, data: bytes) -> bytes:
         if self._bodyless:
             return b""
-        if self._length is None:
+        length = self._length
+        if length is None:
             return data
-        room = self._length - self.outcome.bytes_sent
+        room = length - self.outcome.bytes_sent
         if len(data) > room:
             if not self._excess_logged:
                 self._excess_logged = True
                 log.warning(
                     "Response content longer than Content-Length of %d for '%s'; excess dropped",
-                    self._length,
+                    length,
                     self.environ.get("REQUEST_URI", ""),
                 )
             return data[: max(room, 0)]
@@ -203,8 +146,8 @@ class Responder:
             return
         head = None
         if not self._head_sent:
-            assert self._status is not None
-            head = (self._status, self._headers)
+            head = self._head
+            assert head is not None
             self._head_sent = True
         self.outcome.bytes_sent += len(data)
         self.sink.emit(head, data, end)
@@ -268,7 +211,7 @@ class Responder:
             chunks = list(iterable)
             for chunk in chunks:
                 self._check_chunk(chunk)
-            if self._status is None:
+            if self._head is None:
                 raise ApplicationError("application returned without calling start_response()")
             body = b"".join(chunks)
             if self._length is not None and len(body) < self._length:
@@ -279,11 +222,11 @@ class Responder:
             return
         for chunk in iterable:
             self._check_chunk(chunk)
-            if self._status is None:
+            if self._head is None:
                 raise ApplicationError("application yielded data before calling start_response()")
             if chunk:
                 self._send(bytes(chunk), end=False)
-        if self._status is None:
+        if self._head is None:
             raise ApplicationError("application returned without calling start_response()")
         self._finish()
 
@@ -301,17 +244,16 @@ class Responder:
 
     def _try_sendfile(self, wrapper: FileWrapper) -> bool:
         span = wrapper.sendfile_span()
-        if span is None or self._status is None or self._head_sent:
+        head = self._head
+        if span is None or head is None or self._head_sent:
             return False
         fd, offset, available = span
-        count = available if self._length is None else min(available, self._length)
-        if self._length is None:
-            self._headers = [*self._headers, ("Content-Length", str(count))]
-            self._length = count
+        count = available if head.length is None else min(available, head.length)
+        if head.length is None:
+            self._head = head = head.with_length(count)
         if self._bodyless:
             self._send_complete(b"")
             return True
-        head = (self._status, self._headers)
         self._head_sent = True
         self.sink.emit(head, b"", False)
         sent = self.sink.sendfile(fd, offset, count)
@@ -322,13 +264,8 @@ class Responder:
     def _fail(self, exc: BaseException) -> None:
         self._log_exception()
         if not self._head_sent:
-            self._status = "500 Internal Server Error"
-            self.outcome.status = 500
-            self._headers = [
-                ("Content-Type", "text/html; charset=iso-8859-1"),
-                ("Content-Length", str(len(ERROR_PAGE))),
-            ]
-            self._length = len(ERROR_PAGE)
+            self._head = ERROR_HEAD
+            self.outcome.status = ERROR_HEAD.code
             self.outcome.bytes_sent = 0
             self._send_complete(ERROR_PAGE)
         else:

@@ -35,10 +35,11 @@ from wsgidaemon.protocol.wire import (
     WireRequestBody,
     WireRequestEnd,
     encode_error,
+    encode_response_head,
 )
 
 if TYPE_CHECKING:
-    from wsgidaemon.gateway.response import Headers
+    from wsgidaemon.gateway.responsehead import ResponseHead
 
 log = logging.getLogger("wsgidaemon")
 
@@ -165,21 +166,27 @@ class ShimExchange:
 
     # -- ResponseSink -----------------------------------------------------------------------
 
-    def emit(self, head: tuple[str, Headers] | None, data: bytes, end: bool) -> None:
+    def emit(self, head: ResponseHead | None, data: bytes, end: bool) -> None:
         with self.link.write_lock:
             self._emit(head, data, end)
 
-    def _emit(self, head: tuple[str, Headers] | None, data: bytes, end: bool) -> None:
+    def _emit(self, head: ResponseHead | None, data: bytes, end: bool) -> None:
         conn = self.link.conn
         try:
             out = b""
             if head is not None:
-                status, headers = head
-                out = conn.send_response_head(
-                    int(status[:3]),
-                    status.encode("latin-1"),
-                    [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers],
-                )
+                frame = head.wire
+                if frame is None:
+                    frame = encode_response_head(
+                        head.code,
+                        head.status.encode("latin-1"),
+                        [
+                            (name.encode("latin-1"), value.encode("latin-1"))
+                            for name, value in head.headers
+                        ],
+                    )
+                    head.wire = frame  # for the next response with an equal head
+                out = conn.send_response_head_frame(frame)
             # A large body goes out as it is, after its frame header, in one sendmsg():
             # building the frame would copy it.
             large = GATHER_SIZE <= len(data) <= MAX_DATA

@@ -36,6 +36,7 @@ from wsgidaemon.gateway.linkthreads import LinkThreads, thread_id
 from wsgidaemon.gateway.loader import LoadedScript, ScriptLoadError, load_script
 from wsgidaemon.gateway.master import HANDLED_SIGNALS
 from wsgidaemon.gateway.response import ERROR_PAGE, Responder
+from wsgidaemon.gateway.responsehead import checked
 from wsgidaemon.gateway.scoreboard import Row, Scoreboard, State
 from wsgidaemon.gateway.scripts import ScriptCache
 from wsgidaemon.gateway.setup import WorkerSetupError, prepare_worker
@@ -234,12 +235,12 @@ class Worker:
             if (not status.startswith("500"))
             else ERROR_PAGE
         )
-        headers = [
-            ("Content-Type", "text/html; charset=iso-8859-1"),
-            ("Content-Length", str(len(body))),
-        ]
+        head = checked(
+            status,
+            [("Content-Type", "text/html; charset=iso-8859-1"), ("Content-Length", str(len(body)))],
+        )
         with contextlib.suppress(OSError):
-            exchange.emit((status, headers), body, True)
+            exchange.emit(head, body, True)
 
     def request_finished_threadsafe(self) -> None:
         """From a request thread: a response ended, completely or not."""

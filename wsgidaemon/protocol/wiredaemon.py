@@ -34,6 +34,7 @@ from .wirewriters import (
 __all__ = ["EOF_ABORT_REASON", "DaemonConnection"]
 
 EOF_ABORT_REASON = "shim closed the connection mid-request"
+_RESPONSE_HEAD_TYPE = bytes([FrameType.RESPONSE_HEAD])
 
 
 class DaemonConnection(Connection):
@@ -155,6 +156,15 @@ class DaemonConnection(Connection):
         data = encode_response_head(status, status_line, headers)
         self._response = Response.HEAD
         return data
+
+    def send_response_head_frame(self, frame: bytes) -> bytes:
+        """RESPONSE_HEAD as encode_response_head() made it for an equal head before: the
+        state changes as with send_response_head(), and the frame is returned as it is."""
+        if frame[:1] != _RESPONSE_HEAD_TYPE:
+            raise ValueError("not a RESPONSE_HEAD frame")
+        self._check_answer("RESPONSE_HEAD", after_start=True)
+        self._response = Response.HEAD
+        return frame
 
     def send_body(self, data: bytes) -> bytes:
         """RESPONSE_BODY frames of at most MAX_DATA bytes; b"" for empty data."""
