@@ -4,6 +4,7 @@ the application group name and SERVER_NAME."""
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 from pathlib import Path
@@ -299,6 +300,33 @@ def test_error_stream_is_a_text_stream_like_mod_wsgis(caplog: pytest.LogCaptureF
     with caplog.at_level(logging.ERROR, "wsgidaemon"):
         assert errors.write("hello \u00e9\n") == 8
     assert [record.getMessage() for record in caplog.records] == ["[wsgi:error] hello \u00e9"]
+    assert isinstance(errors, io.TextIOBase)
+    with errors as entered:
+        assert entered is errors
+    assert errors.closed
+
+
+def test_an_error_stream_first_used_after_its_request_is_expired(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Kept by the application and used only later: the stream, made then, is as expired as
+    one used during the request."""
+    kept = ErrorStream("[client x] ")
+
+    def app(environ: Any, start_response: Any) -> Any:
+        start_response("200 OK", [])
+        return []
+
+    call(app, {"wsgi.errors": kept})
+    with caplog.at_level(logging.ERROR, "wsgidaemon"):
+        with pytest.raises(RuntimeError, match="after request completed"):
+            kept.write("late\n")
+        with pytest.raises(RuntimeError, match="after request completed"):
+            kept.flush()
+        assert kept.encoding == "utf-8" and not kept.closed
+        kept.close()
+    assert kept.closed
+    assert not caplog.records
 
 
 # -- application group ------------------------------------------------------------------------

@@ -168,5 +168,6 @@ def _reload_candidate(text: dict[str, str]) -> tuple[str | None, int | None]:
     if script is None:
         return None, None
     reported = text.get("mod_wsgi.script_mtime")
-    path = os.fsdecode(script.encode("latin-1"))  # file system bytes, as Apache sent them
+    # File system bytes, as Apache sent them; ASCII reads the same either way.
+    path = script if script.isascii() else os.fsdecode(script.encode("latin-1"))
     return path, int(reported) if reported and reported.isdigit() else None
