@@ -137,13 +137,14 @@ class _Memo:
 
     def _keep(self, key: tuple[Any, ...], head: ResponseHead) -> None:
         size = len(head.status) + sum(len(name) + len(value) for name, value in head.headers)
+        if size > MEMO_CHARS:
+            return  # never kept, so it must not empty the memo of the heads that fit either
         with self.lock:
             if len(self.heads) >= MEMO_HEADS or self.chars + size > MEMO_CHARS:
                 self.heads.clear()
                 self.chars = 0
-            if size <= MEMO_CHARS:
-                self.heads[key] = head
-                self.chars += size
+            self.heads[key] = head
+            self.chars += size
 
 
 _memo = _Memo()
